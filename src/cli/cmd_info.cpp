@@ -1,0 +1,59 @@
+// dalle info: sizes of a config or bundle, computed without allocating weights.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "dalle/bundle/bundle.h"
+#include "dalle/prior/masks.h"
+#include "dalle/util/fs.h"
+
+namespace dalle::cli {
+
+namespace {
+
+struct InfoFlags {
+  std::string config;
+  std::string model;
+};
+
+int run_info(const InfoFlags& f) {
+  std::string path;
+  if (!f.model.empty())
+    path = path_join(f.model, kConfigFile);
+  else
+    path = resolve_config_path(f.config.empty() ? "tiny" : f.config);
+  const ModelConfig c = config_load(path);
+  const int grid = c.vae.grid();
+  nlohmann::json masks = nlohmann::json::array();
+  for (MaskType t : layer_mask_types(c.prior.layers)) masks.push_back(mask_type_name(t));
+  const int64_t prior = prior_param_count(c.prior, grid, grid, c.vae.vocab);
+  nlohmann::json out = {
+      {"config", path},
+      {"name", c.name},
+      {"vae_encoder_params", dvae_encoder_param_count(c.vae)},
+      {"vae_decoder_params", dvae_decoder_param_count(c.vae)},
+      {"prior_params", prior},
+      {"image_size", c.vae.image_size},
+      {"image_grid", {grid, grid}},
+      {"image_vocab", c.vae.vocab},
+      {"text_len", c.prior.text_len},
+      {"text_vocab", c.prior.text_vocab},
+      {"sequence_len", c.prior.text_len + grid * grid},
+      {"layer_masks", masks},
+  };
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+void register_info(CLI::App& app, Action& action) {
+  static InfoFlags f;
+  CLI::App* cmd = app.add_subcommand("info", "Print a config's or bundle's sizes as JSON (no weights allocated)");
+  cmd->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper); default tiny");
+  cmd->add_option("-m,--model", f.model, "A model bundle folder instead of a config");
+  cmd->callback([&action] { action = [] { return run_info(f); }; });
+}
+
+}  // namespace dalle::cli

@@ -1,0 +1,51 @@
+// dalle train: train the transformer prior on a token folder; the run folder is a bundle.
+#include "cli/command.h"
+#include "dalle/bundle/config.h"
+#include "dalle/train/prior_trainer.h"
+
+namespace dalle::cli {
+
+namespace {
+
+struct TrainFlags {
+  std::string config = "tiny";
+  PriorTrainOptions options;
+  int64_t seed = 0;
+  bool no_samples = false;
+};
+
+int run_train(TrainFlags& f) {
+  apply_threads(f.options.threads);
+  f.options.seed = static_cast<uint64_t>(f.seed);
+  if (f.no_samples) f.options.sample_prompts.clear();
+  ModelConfig config;
+  if (!f.options.resume) config = config_load(resolve_config_path(f.config));
+  prior_train(config, f.options);
+  return 0;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, Action& action) {
+  static TrainFlags f;
+  PriorTrainOptions& o = f.options;
+  CLI::App* cmd = app.add_subcommand("train", "Stage 2: train the transformer prior on image tokens + captions");
+  cmd->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper)")->capture_default_str();
+  cmd->add_option("-d,--data", o.data, "Token folder from `dalle vae encode`")->required();
+  cmd->add_option("-o,--output", o.out, "Run folder; becomes a model bundle for `dalle generate --model`")->required();
+  cmd->add_option("--tokenizer", o.tokenizer, "Tokenizer file to use (default: learn one from the captions)");
+  cmd->add_option("--steps", o.steps, "Total updates (default: the config's prior_train.steps)");
+  cmd->add_option("--accumulate", o.accumulate, "Micro-batches per update (gradient accumulation)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
+  cmd->add_flag("--resume", o.resume, "Continue the run in --output from its checkpoint");
+  cmd->add_option("--val-every", o.val_every, "Validation loss every N steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--save-every", o.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--sample-every", o.sample_every, "Sample grid for fixed prompts every N steps")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-samples", f.no_samples, "Do not write sample grids");
+  add_threads_option(cmd, o.threads);
+  cmd->callback([&action] { action = [] { return run_train(f); }; });
+}
+
+}  // namespace dalle::cli

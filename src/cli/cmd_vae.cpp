@@ -1,0 +1,150 @@
+// dalle vae: train the dVAE, encode images to tokens, view reconstructions.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "dalle/bundle/bundle.h"
+#include "dalle/data/image_folder.h"
+#include "dalle/data/token_set.h"
+#include "dalle/io/image.h"
+#include "dalle/train/vae_trainer.h"
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+#include "dalle/util/progress.h"
+
+namespace dalle::cli {
+
+namespace {
+
+struct VaeFlags {
+  std::string config = "tiny";
+  std::string data;
+  std::string out;
+  std::string vae;
+  int64_t steps = -1;
+  double schedule_scale = 1.0;
+  int64_t seed = 0;
+  bool resume = false;
+  int64_t save_every = 500;
+  int64_t sample_every = 500;
+  int64_t max_images = -1;
+  int64_t count = 8;
+  int batch = 64;
+  int threads = 0;
+};
+
+int run_train(const VaeFlags& f) {
+  apply_threads(f.threads);
+  VaeTrainOptions o;
+  o.data = f.data;
+  o.out = f.out;
+  o.steps = f.steps;
+  o.schedule_scale = f.schedule_scale;
+  o.seed = static_cast<uint64_t>(f.seed);
+  o.resume = f.resume;
+  o.threads = f.threads;
+  o.save_every = f.save_every;
+  o.sample_every = f.sample_every;
+  o.max_images = f.max_images;
+  ModelConfig config;
+  if (!f.resume) config = config_load(resolve_config_path(f.config));
+  vae_train(config, o);
+  return 0;
+}
+
+int run_encode(const VaeFlags& f) {
+  apply_threads(f.threads);
+  ModelConfig config;
+  Dvae vae = vae_load(f.vae, &config);
+  ProgressBar load_bar("loading images", 1, "img");
+  ImageSet set = image_set_load(f.data, config.vae.image_size, /*require_captions=*/false, f.threads, f.max_images,
+                                [&](int64_t done, int64_t total) {
+                                  load_bar.set_total(total);
+                                  load_bar.update(done);
+                                });
+  load_bar.finish();
+  torch::InferenceMode inference;
+  const int64_t n = set.images.size(0);
+  TokenSet tokens;
+  tokens.tokens = torch::empty({n, config.vae.grid(), config.vae.grid()}, torch::kLong);
+  tokens.captions = set.captions;
+  ProgressBar bar("encoding", n, "img");
+  for (int64_t i = 0; i < n; i += f.batch) {
+    const int64_t b = std::min<int64_t>(f.batch, n - i);
+    tokens.tokens.narrow(0, i, b).copy_(vae->encode_images(set.images.narrow(0, i, b)));
+    bar.update(i + b);
+  }
+  bar.finish();
+  token_set_write(f.out, tokens);
+  // The tokens travel with the VAE that made them.
+  config_save(path_join(f.out, kConfigFile), config);
+  std::filesystem::copy_file(path_join(f.vae, kVaeWeightsFile), path_join(f.out, kVaeWeightsFile),
+                             std::filesystem::copy_options::overwrite_existing);
+  std::fprintf(stderr, "vae encode: %lld images -> %s (%dx%d tokens, %lld skipped)\n", static_cast<long long>(n),
+               f.out.c_str(), config.vae.grid(), config.vae.grid(), static_cast<long long>(set.skipped));
+  return 0;
+}
+
+int run_reconstruct(const VaeFlags& f) {
+  apply_threads(f.threads);
+  ModelConfig config;
+  Dvae vae = vae_load(f.vae, &config);
+  ImageSet set = image_set_load(f.data, config.vae.image_size, false, f.threads, f.count);
+  torch::InferenceMode inference;
+  torch::Tensor recon = vae->decode_tokens(vae->encode_images(set.images));
+  std::vector<Image> tiles;
+  for (int64_t i = 0; i < set.images.size(0); ++i) tiles.push_back(image_from_tensor(set.images[i]));
+  for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
+  const double mse = (recon - set.images.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255).pow(2).mean().item<double>();
+  image_save_png(f.out, image_grid(tiles, static_cast<int>(set.images.size(0))),
+                 {{"description", "top: originals, bottom: dVAE reconstructions"}, {"vae", f.vae}});
+  std::fprintf(stderr, "vae reconstruct: %s (PSNR %.2f dB over %lld images)\n", f.out.c_str(),
+               10 * std::log10(1 / std::max(mse, 1e-12)), static_cast<long long>(set.images.size(0)));
+  return 0;
+}
+
+}  // namespace
+
+void register_vae(CLI::App& app, Action& action) {
+  static VaeFlags f;
+  CLI::App* cmd = app.add_subcommand("vae", "Stage 1, the discrete VAE: train, encode, reconstruct");
+  cmd->require_subcommand(1);
+
+  CLI::App* train = cmd->add_subcommand("train", "Train the dVAE on a folder of images");
+  train->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper)")->capture_default_str();
+  train->add_option("-d,--data", f.data, "Folder of images (captions not needed)")->required();
+  train->add_option("-o,--output", f.out, "Run folder: config.json, vae.safetensors, checkpoint, metrics, recon/")
+      ->required();
+  train->add_option("--steps", f.steps, "Total updates (default: the config's vae_train.steps)");
+  train->add_option("--schedule-scale", f.schedule_scale, "Multiply the beta, tau and lr schedule lengths")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
+  train->add_flag("--resume", f.resume, "Continue the run in --output from its checkpoint");
+  train->add_option("--save-every", f.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--sample-every", f.sample_every, "Reconstruction grid every N steps")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--max-images", f.max_images, "Use at most N images (default: all)");
+  add_threads_option(train, f.threads);
+  train->callback([&action] { action = [] { return run_train(f); }; });
+
+  CLI::App* encode = cmd->add_subcommand("encode", "Encode images to argmax tokens for the prior");
+  encode->add_option("--vae", f.vae, "VAE run folder or model bundle")->required();
+  encode->add_option("-d,--data", f.data, "Folder of images with .txt captions")->required();
+  encode->add_option("-o,--output", f.out, "Token folder to write")->required();
+  encode->add_option("-b,--batch", f.batch, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  encode->add_option("--max-images", f.max_images, "Encode at most N images (default: all)");
+  add_threads_option(encode, f.threads);
+  encode->callback([&action] { action = [] { return run_encode(f); }; });
+
+  CLI::App* recon = cmd->add_subcommand("reconstruct", "Write a grid of originals over their reconstructions");
+  recon->add_option("--vae", f.vae, "VAE run folder or model bundle")->required();
+  recon->add_option("-d,--data", f.data, "Folder of images")->required();
+  recon->add_option("-o,--output", f.out, "Output PNG")->required();
+  recon->add_option("-n,--count", f.count, "Number of images")->capture_default_str()->check(CLI::Range(1, 64));
+  add_threads_option(recon, f.threads);
+  recon->callback([&action] { action = [] { return run_reconstruct(f); }; });
+}
+
+}  // namespace dalle::cli

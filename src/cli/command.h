@@ -1,0 +1,29 @@
+// Each subcommand registers its flags on its own CLI11 sub-app and returns the action to run
+// after parsing. main() owns error reporting: usage errors exit 2, runtime errors exit 1.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace dalle::cli {
+
+using Action = std::function<int()>;
+
+void register_generate(CLI::App& app, Action& action);
+void register_data(CLI::App& app, Action& action);
+void register_tokenizer(CLI::App& app, Action& action);
+void register_vae(CLI::App& app, Action& action);
+void register_train(CLI::App& app, Action& action);
+void register_info(CLI::App& app, Action& action);
+
+// -t/--threads on a subcommand; apply_threads() sets libtorch's thread count from it.
+void add_threads_option(CLI::App* app, int& threads);
+void apply_threads(int threads);
+
+// The shipped model: $DALLE_MODEL, else models/default next to the build tree or the cwd.
+std::string default_model_path();
+// The preset given by --config (a path, or the name of a file in configs/).
+std::string resolve_config_path(const std::string& name_or_path);
+
+}  // namespace dalle::cli

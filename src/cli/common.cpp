@@ -1,0 +1,56 @@
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "dalle/util/error.h"
+#include "dalle/util/threads.h"
+
+namespace dalle::cli {
+
+namespace fs = std::filesystem;
+
+void add_threads_option(CLI::App* app, int& threads) {
+  app->add_option("-t,--threads", threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+void apply_threads(int threads) { set_thread_count(threads); }
+
+namespace {
+
+// The source tree this binary was built from: build/bin/dalle -> ../../
+std::vector<fs::path> search_roots() {
+  std::vector<fs::path> roots;
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n > 0) {
+    buf[n] = 0;
+    const fs::path exe_dir = fs::path(buf).parent_path();
+    roots.push_back(exe_dir.parent_path().parent_path());
+    roots.push_back(exe_dir.parent_path() / "share" / "dalle");
+  }
+  roots.push_back(fs::current_path());
+  return roots;
+}
+
+}  // namespace
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("DALLE_MODEL"); env && *env) return env;
+  for (const auto& root : search_roots())
+    if (fs::exists(root / "models" / "default" / "config.json")) return (root / "models" / "default").string();
+  throw Error("no default model found (looked for models/default next to the build); pass --model BUNDLE");
+}
+
+std::string resolve_config_path(const std::string& name) {
+  if (fs::exists(name)) return name;
+  for (const auto& root : search_roots()) {
+    const fs::path candidate = root / "configs" / (name + ".json");
+    if (fs::exists(candidate)) return candidate.string();
+  }
+  throw Error(name + ": no such config file or preset (presets live in configs/)");
+}
+
+}  // namespace dalle::cli

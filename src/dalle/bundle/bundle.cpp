@@ -1,0 +1,53 @@
+#include "dalle/bundle/bundle.h"
+
+#include <torch/torch.h>
+
+#include "dalle/io/weights.h"
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+
+namespace dalle {
+
+namespace {
+
+void require_folder(const std::string& dir, const std::string& what) {
+  if (!is_directory(dir)) throw file_error(dir, "not a folder (expected " + what + ")");
+  if (!path_exists(path_join(dir, kConfigFile)))
+    throw file_error(dir, std::string("no ") + kConfigFile + " in this folder (expected " + what + ")");
+}
+
+}  // namespace
+
+Dvae vae_load(const std::string& dir, ModelConfig* config_out) {
+  require_folder(dir, "a VAE run or model bundle");
+  ModelConfig config = config_load(path_join(dir, kConfigFile));
+  Dvae vae(config.vae);
+  const std::string weights = path_join(dir, kVaeWeightsFile);
+  module_load_weights(*vae, safetensors_load(weights), weights);
+  vae->eval();
+  if (config_out) *config_out = config;
+  return vae;
+}
+
+Prior prior_create(const ModelConfig& config) {
+  return Prior(config.prior, config.vae.grid(), config.vae.grid(), config.vae.vocab);
+}
+
+Bundle bundle_load(const std::string& dir) {
+  require_folder(dir, "a model bundle");
+  Bundle b;
+  b.path = dir;
+  b.vae = vae_load(dir, &b.config);
+  b.tokenizer = Tokenizer::load(path_join(dir, b.config.tokenizer_file));
+  if (b.tokenizer.vocab_size() > b.config.prior.text_vocab)
+    throw file_error(path_join(dir, b.config.tokenizer_file),
+                     "tokenizer has " + std::to_string(b.tokenizer.vocab_size()) +
+                         " ids but prior.text_vocab is " + std::to_string(b.config.prior.text_vocab));
+  b.prior = prior_create(b.config);
+  const std::string weights = path_join(dir, kPriorWeightsFile);
+  module_load_weights(*b.prior, safetensors_load(weights), weights);
+  b.prior->eval();
+  return b;
+}
+
+}  // namespace dalle

@@ -1,0 +1,180 @@
+#include "dalle/bundle/config.h"
+
+#include <functional>
+#include <set>
+
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+
+namespace dalle {
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+// One table per struct maps JSON keys to fields, so reading and writing cannot drift apart.
+template <typename T>
+struct Field {
+  const char* key;
+  std::function<nlohmann::json(const T&)> get;
+  std::function<void(T&, const nlohmann::json&)> set;
+};
+
+#define DALLE_FIELD(Struct, member)                                                    \
+  Field<Struct> {                                                                      \
+    #member, [](const Struct& s) { return nlohmann::json(s.member); },                 \
+        [](Struct& s, const nlohmann::json& j) { s.member = j.get<decltype(s.member)>(); } \
+  }
+
+const std::vector<Field<VaeConfig>>& vae_fields() {
+  static const std::vector<Field<VaeConfig>> f = {
+      DALLE_FIELD(VaeConfig, image_size), DALLE_FIELD(VaeConfig, channels),
+      DALLE_FIELD(VaeConfig, n_hid),      DALLE_FIELD(VaeConfig, groups),
+      DALLE_FIELD(VaeConfig, blocks_per_group), DALLE_FIELD(VaeConfig, vocab),
+      DALLE_FIELD(VaeConfig, n_init),     DALLE_FIELD(VaeConfig, eps)};
+  return f;
+}
+
+const std::vector<Field<PriorConfig>>& prior_fields() {
+  static const std::vector<Field<PriorConfig>> f = {
+      DALLE_FIELD(PriorConfig, layers),   DALLE_FIELD(PriorConfig, d_model),
+      DALLE_FIELD(PriorConfig, heads),    DALLE_FIELD(PriorConfig, text_len),
+      DALLE_FIELD(PriorConfig, text_vocab), DALLE_FIELD(PriorConfig, conv_kernel)};
+  return f;
+}
+
+const std::vector<Field<VaeTrainConfig>>& vae_train_fields() {
+  static const std::vector<Field<VaeTrainConfig>> f = {
+      DALLE_FIELD(VaeTrainConfig, batch),     DALLE_FIELD(VaeTrainConfig, steps),
+      DALLE_FIELD(VaeTrainConfig, lr),        DALLE_FIELD(VaeTrainConfig, lr_end),
+      DALLE_FIELD(VaeTrainConfig, lr_steps),  DALLE_FIELD(VaeTrainConfig, kl_weight),
+      DALLE_FIELD(VaeTrainConfig, kl_steps),  DALLE_FIELD(VaeTrainConfig, tau_start),
+      DALLE_FIELD(VaeTrainConfig, tau_end),   DALLE_FIELD(VaeTrainConfig, tau_steps),
+      DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay)};
+  return f;
+}
+
+const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
+  static const std::vector<Field<PriorTrainConfig>> f = {
+      DALLE_FIELD(PriorTrainConfig, batch),        DALLE_FIELD(PriorTrainConfig, steps),
+      DALLE_FIELD(PriorTrainConfig, lr),           DALLE_FIELD(PriorTrainConfig, warmup_steps),
+      DALLE_FIELD(PriorTrainConfig, beta1),        DALLE_FIELD(PriorTrainConfig, beta2),
+      DALLE_FIELD(PriorTrainConfig, adam_eps),     DALLE_FIELD(PriorTrainConfig, weight_decay),
+      DALLE_FIELD(PriorTrainConfig, grad_clip),    DALLE_FIELD(PriorTrainConfig, ema_decay),
+      DALLE_FIELD(PriorTrainConfig, text_loss_weight),
+      DALLE_FIELD(PriorTrainConfig, plateau_window),
+      DALLE_FIELD(PriorTrainConfig, max_halvings), DALLE_FIELD(PriorTrainConfig, val_fraction)};
+  return f;
+}
+
+#undef DALLE_FIELD
+
+template <typename T>
+nlohmann::json fields_to_json(const T& s, const std::vector<Field<T>>& fields) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : fields) j[f.key] = f.get(s);
+  return j;
+}
+
+template <typename T>
+void fields_from_json(T& s, const std::vector<Field<T>>& fields, const nlohmann::json& j,
+                      const std::string& source, const std::string& section) {
+  if (!j.is_object()) throw file_error(source, "'" + section + "' must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    auto f = std::find_if(fields.begin(), fields.end(),
+                          [&](const Field<T>& x) { return it.key() == x.key; });
+    if (f == fields.end()) throw file_error(source, "unknown key '" + section + "." + it.key() + "'");
+    try {
+      f->set(s, it.value());
+    } catch (const nlohmann::json::exception&) {
+      throw file_error(source, "'" + section + "." + it.key() + "' has the wrong type");
+    }
+  }
+}
+
+}  // namespace
+
+nlohmann::json config_to_json(const ModelConfig& c) {
+  return {{"format_version", kFormatVersion},
+          {"dalle_version", DALLE_VERSION},
+          {"name", c.name},
+          {"vae", fields_to_json(c.vae, vae_fields())},
+          {"prior", fields_to_json(c.prior, prior_fields())},
+          {"tokenizer", {{"file", c.tokenizer_file}}},
+          {"vae_train", fields_to_json(c.vae_train, vae_train_fields())},
+          {"prior_train", fields_to_json(c.prior_train, prior_train_fields())}};
+}
+
+ModelConfig config_from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw file_error(source, "config must be a JSON object");
+  ModelConfig c;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& v = it.value();
+    if (key == "format_version") {
+      if (!v.is_number_integer() || v.get<int>() > kFormatVersion)
+        throw file_error(source, "format_version " + v.dump() + " is newer than this dalle (" +
+                                     std::to_string(kFormatVersion) + ")");
+    } else if (key == "dalle_version" || key == "comment") {
+      // informational
+    } else if (key == "name") {
+      if (!v.is_string()) throw file_error(source, "'name' must be a string");
+      c.name = v.get<std::string>();
+    } else if (key == "vae") {
+      fields_from_json(c.vae, vae_fields(), v, source, key);
+    } else if (key == "prior") {
+      fields_from_json(c.prior, prior_fields(), v, source, key);
+    } else if (key == "tokenizer") {
+      if (!v.is_object() || !v.contains("file") || !v["file"].is_string())
+        throw file_error(source, "'tokenizer' must be {\"file\": \"NAME\"}");
+      c.tokenizer_file = v["file"].get<std::string>();
+    } else if (key == "vae_train") {
+      fields_from_json(c.vae_train, vae_train_fields(), v, source, key);
+    } else if (key == "prior_train") {
+      fields_from_json(c.prior_train, prior_train_fields(), v, source, key);
+    } else {
+      throw file_error(source, "unknown key '" + key + "'");
+    }
+  }
+  config_validate(c, source);
+  return c;
+}
+
+ModelConfig config_load(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file_text(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path, std::string("invalid JSON: ") + e.what());
+  }
+  return config_from_json(j, path);
+}
+
+void config_save(const std::string& path, const ModelConfig& config) {
+  write_file_atomic(path, config_to_json(config).dump(2) + "\n");
+}
+
+void config_validate(const ModelConfig& c, const std::string& source) {
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw file_error(source, what);
+  };
+  const VaeConfig& v = c.vae;
+  need(v.groups >= 1 && v.groups <= 8, "vae.groups must be in 1..8");
+  need(v.blocks_per_group >= 1, "vae.blocks_per_group must be >= 1");
+  need(v.n_hid >= 4 && v.n_hid % 4 == 0, "vae.n_hid must be a positive multiple of 4");
+  need(v.channels == 3, "vae.channels must be 3 (RGB)");
+  need(v.vocab >= 2 && v.vocab <= 65536, "vae.vocab must be in 2..65536");
+  need(v.n_init >= 4 && v.n_init % 4 == 0, "vae.n_init must be a positive multiple of 4");
+  need(v.image_size > 0 && v.image_size % v.downsample() == 0,
+       "vae.image_size must be divisible by 2^(groups-1) = " + std::to_string(v.downsample()));
+  need(v.eps > 0 && v.eps < 0.5, "vae.eps must be in (0, 0.5)");
+  const PriorConfig& p = c.prior;
+  need(p.layers >= 1, "prior.layers must be >= 1");
+  need(p.heads >= 1 && p.d_model % p.heads == 0, "prior.d_model must be divisible by prior.heads");
+  need(p.text_len >= 1, "prior.text_len must be >= 1");
+  need(p.text_vocab >= 2, "prior.text_vocab must be >= 2");
+  need(p.conv_kernel >= 1 && p.conv_kernel % 2 == 1, "prior.conv_kernel must be odd");
+  need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
+}
+
+}  // namespace dalle

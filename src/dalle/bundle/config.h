@@ -1,0 +1,89 @@
+// Every hyperparameter of every part, as plain structs with defaults, loaded from JSON and
+// written back in full beside every checkpoint and bundle. Unknown keys are errors, so a typo
+// in a config never silently falls back to a default.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace dalle {
+
+// Stage 1: the discrete VAE (SPEC §1). Defaults are the `tiny` preset.
+struct VaeConfig {
+  int image_size = 64;
+  int channels = 3;
+  int n_hid = 32;            // width of the first group; group g has n_hid * 2^(g-1)
+  int groups = 4;            // each group but the last halves (encoder) / doubles (decoder)
+  int blocks_per_group = 2;
+  int vocab = 512;           // image token vocabulary (paper: 8192)
+  int n_init = 128;          // decoder width right after the 1x1 "codebook" conv
+  double eps = 0.1;          // pixel map x' = (1 - 2 eps) x + eps
+
+  int downsample() const { return 1 << (groups - 1); }
+  int grid() const { return image_size / downsample(); }
+};
+
+// Stage 2: the transformer prior (SPEC §2).
+struct PriorConfig {
+  int layers = 4;
+  int d_model = 128;
+  int heads = 4;
+  int text_len = 24;         // caption positions (paper: 256); each has its own pad id
+  int text_vocab = 512;      // BPE ids; pad ids follow at text_vocab + position
+  int conv_kernel = 11;      // side of the convolutional mask's causal neighbourhood
+  // The image grid side and vocabulary come from the VAE config.
+};
+
+// dVAE optimisation (SPEC §1 schedules; the paper's lengths are the `paper` preset's).
+struct VaeTrainConfig {
+  int batch = 32;
+  int64_t steps = 3000000;
+  double lr = 1e-4;
+  double lr_end = 1.25e-6;
+  int64_t lr_steps = 1200000;
+  double kl_weight = 6.6;
+  int64_t kl_steps = 5000;
+  double tau_start = 1.0;
+  double tau_end = 1.0 / 16;
+  int64_t tau_steps = 150000;
+  double weight_decay = 1e-4;
+  double ema_decay = 0.999;
+};
+
+// Prior optimisation (SPEC §3).
+struct PriorTrainConfig {
+  int batch = 32;
+  int64_t steps = 430000;
+  double lr = 4.5e-4;
+  int64_t warmup_steps = 5000;
+  double beta1 = 0.9;
+  double beta2 = 0.96;
+  double adam_eps = 1e-8;
+  double weight_decay = 4.5e-2;
+  double grad_clip = 4.0;
+  double ema_decay = 0.99;
+  double text_loss_weight = 1.0 / 8;  // image gets 1 - this
+  int64_t plateau_window = 1000;      // steps per loss average when checking for a plateau
+  int max_halvings = 5;
+  double val_fraction = 0.02;
+};
+
+struct ModelConfig {
+  std::string name = "tiny";
+  VaeConfig vae;
+  PriorConfig prior;
+  std::string tokenizer_file = "tokenizer.json";
+  VaeTrainConfig vae_train;
+  PriorTrainConfig prior_train;
+};
+
+nlohmann::json config_to_json(const ModelConfig& config);
+// `source` names the config in error messages.
+ModelConfig config_from_json(const nlohmann::json& json, const std::string& source);
+ModelConfig config_load(const std::string& path);
+void config_save(const std::string& path, const ModelConfig& config);
+// Checks sizes that must agree (divisibility, grid, heads); throws naming the field.
+void config_validate(const ModelConfig& config, const std::string& source);
+
+}  // namespace dalle

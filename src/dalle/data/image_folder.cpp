@@ -1,0 +1,112 @@
+#include "dalle/data/image_folder.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "dalle/io/image.h"
+#include "dalle/util/error.h"
+#include "dalle/util/threads.h"
+
+namespace dalle {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_image_extension(std::string ext) {
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+}  // namespace
+
+std::vector<ImageCaptionPaths> image_folder_list(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw file_error(dir, "not a folder of images");
+  std::vector<ImageCaptionPaths> out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file() || !is_image_extension(entry.path().extension().string())) continue;
+    fs::path txt = entry.path();
+    txt.replace_extension(".txt");
+    out.push_back({entry.path().string(), fs::exists(txt) ? txt.string() : ""});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ImageCaptionPaths& a, const ImageCaptionPaths& b) { return a.image < b.image; });
+  return out;
+}
+
+std::vector<std::string> read_caption_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw file_error(path, "cannot open caption file");
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find_first_not_of(" \t\r");
+    if (a == std::string::npos) continue;
+    const size_t b = line.find_last_not_of(" \t\r");
+    lines.push_back(line.substr(a, b - a + 1));
+  }
+  return lines;
+}
+
+ImageSet image_set_load(const std::string& dir, int size, bool require_captions, int threads,
+                        int64_t limit, const std::function<void(int64_t, int64_t)>& progress) {
+  std::vector<ImageCaptionPaths> files = image_folder_list(dir);
+  if (limit >= 0 && static_cast<int64_t>(files.size()) > limit) files.resize(static_cast<size_t>(limit));
+  const int64_t n = static_cast<int64_t>(files.size());
+  torch::Tensor all = torch::empty({n, size, size, 3}, torch::kUInt8);
+  std::vector<std::vector<std::string>> captions(files.size());
+  std::vector<char> ok(files.size(), 0);
+  std::atomic<int64_t> next{0}, done{0};
+  std::mutex log_mutex;
+  int64_t warned = 0;
+  auto worker = [&] {
+    for (;;) {
+      const int64_t i = next.fetch_add(1);
+      if (i >= n) return;
+      const auto& f = files[static_cast<size_t>(i)];
+      try {
+        if (!f.captions.empty()) captions[static_cast<size_t>(i)] = read_caption_lines(f.captions);
+        if (require_captions && captions[static_cast<size_t>(i)].empty())
+          throw file_error(f.image, "no caption (.txt missing or empty)");
+        Image img = image_square(image_load(f.image), size);
+        std::memcpy(all[i].data_ptr<uint8_t>(), img.pixels.data(), img.pixels.size());
+        ok[static_cast<size_t>(i)] = 1;
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(log_mutex);
+        if (warned++ < 5) std::fprintf(stderr, "warning: skipping %s\n", e.what());
+      }
+      ++done;
+    }
+  };
+  std::vector<std::thread> pool;
+  const int t = threads > 0 ? threads : default_thread_count();
+  for (int k = 0; k < t; ++k) pool.emplace_back(worker);
+  while (progress && done < n) {
+    progress(done, n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (auto& th : pool) th.join();
+  if (progress) progress(n, n);
+
+  ImageSet set;
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!ok[static_cast<size_t>(i)]) continue;
+    keep.push_back(i);
+    set.captions.push_back(std::move(captions[static_cast<size_t>(i)]));
+    set.paths.push_back(files[static_cast<size_t>(i)].image);
+  }
+  set.skipped = n - static_cast<int64_t>(keep.size());
+  set.images = keep.size() == static_cast<size_t>(n) ? all : all.index_select(0, torch::tensor(keep));
+  if (set.images.size(0) == 0) throw file_error(dir, "no usable images found");
+  return set;
+}
+
+}  // namespace dalle

@@ -1,0 +1,44 @@
+// The shapes dataset: one or two coloured shapes on a plain background with varied English
+// captions from templates and synonyms. A fixed set of (colour, shape) pairs never appears in
+// the train split, in images or captions, so zero-shot composition can be measured on the
+// heldout split. Each image depends only on (seed, split, index): deterministic and parallel.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dalle/io/image.h"
+
+namespace dalle {
+
+enum class ShapesSplit { train, heldout };
+
+struct ShapesOptions {
+  int64_t count = 1000;
+  int size = 64;
+  uint64_t seed = 0;
+  ShapesSplit split = ShapesSplit::train;
+  int captions_per_image = 3;
+  int threads = 0;  // 0 = all cores
+};
+
+struct ShapesSample {
+  Image image;
+  std::vector<std::string> captions;
+};
+
+const std::vector<std::string>& shapes_names();
+const std::vector<std::string>& shapes_colour_names();
+// The (colour, shape) pairs kept out of the train split.
+const std::vector<std::pair<std::string, std::string>>& shapes_heldout_pairs();
+
+ShapesSample shapes_render(int64_t index, const ShapesOptions& options);
+
+// Writes NNNNNN.png and NNNNNN.txt (one caption per line) into `dir`. `progress(done)` is
+// called from the writing threads' coordinator.
+void shapes_write(const std::string& dir, const ShapesOptions& options,
+                  const std::function<void(int64_t)>& progress = {});
+
+}  // namespace dalle

@@ -1,0 +1,175 @@
+#include "dalle/prior/transformer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace dalle {
+
+namespace {
+
+// Residual output projections start scaled by 1/sqrt(2 * layers) (SPEC §2).
+void init_linear(torch::nn::Linear& linear, double std) {
+  torch::NoGradGuard no_grad;
+  linear->weight.normal_(0.0, std);
+  if (linear->bias.defined()) linear->bias.zero_();
+}
+
+}  // namespace
+
+AttentionBlockImpl::AttentionBlockImpl(int d, int heads, int layers) : heads_(heads) {
+  ln = register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  qkv = register_module("qkv", torch::nn::Linear(d, 3 * d));
+  proj = register_module("proj", torch::nn::Linear(d, d));
+  init_linear(qkv, 0.02);
+  init_linear(proj, 0.02 / std::sqrt(2.0 * layers));
+}
+
+torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bias,
+                                          KvCache* cache, int layer) {
+  const int64_t b = x.size(0), s = x.size(1), d = x.size(2);
+  const int64_t hd = d / heads_;
+  torch::Tensor qkv_out = qkv(ln(x)).view({b, s, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // [B, H, S, hd]
+  if (cache) {
+    const int64_t start = cache->length;
+    cache->keys[layer].narrow(2, start, s).copy_(k);
+    cache->values[layer].narrow(2, start, s).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, start + s);
+    v = cache->values[layer].narrow(2, 0, start + s);
+  }
+  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(hd)) + bias;
+  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
+  return proj(out.permute({0, 2, 1, 3}).reshape({b, s, d}));
+}
+
+MlpBlockImpl::MlpBlockImpl(int d, int layers) {
+  ln = register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  fc = register_module("fc", torch::nn::Linear(d, 4 * d));
+  proj = register_module("proj", torch::nn::Linear(4 * d, d));
+  init_linear(fc, 0.02);
+  init_linear(proj, 0.02 / std::sqrt(2.0 * layers));
+}
+
+torch::Tensor MlpBlockImpl::forward(const torch::Tensor& x) {
+  return proj(torch::gelu(fc(ln(x))));
+}
+
+PriorImpl::PriorImpl(const PriorConfig& config, int grid_h, int grid_w, int image_vocab)
+    : config_(config), grid_h_(grid_h), grid_w_(grid_w), image_vocab_(image_vocab) {
+  const int d = config.d_model;
+  const int t = config.text_len;
+  text_emb = register_module("text_emb", torch::nn::Embedding(config.text_vocab + t, d));
+  image_emb = register_module("image_emb", torch::nn::Embedding(image_vocab + 1, d));
+  text_pos = register_parameter("text_pos", torch::randn({t, d}) * 0.01);
+  row_emb = register_parameter("row_emb", torch::randn({grid_h, d}) * 0.01);
+  col_emb = register_parameter("col_emb", torch::randn({grid_w, d}) * 0.01);
+  {
+    torch::NoGradGuard no_grad;
+    text_emb->weight.normal_(0.0, 0.02);
+    image_emb->weight.normal_(0.0, 0.02);
+  }
+  auto blocks = std::make_shared<torch::nn::Module>();
+  masks_ = layer_mask_types(config.layers);
+  for (int i = 0; i < config.layers; ++i) {
+    auto layer = std::make_shared<torch::nn::Module>();
+    attn.push_back(layer->register_module("attn", AttentionBlock(d, config.heads, config.layers)));
+    mlp.push_back(layer->register_module("mlp", MlpBlock(d, config.layers)));
+    blocks->register_module(std::to_string(i), layer);
+  }
+  register_module("blocks", blocks);
+  ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  text_head = register_module("text_head", torch::nn::Linear(d, config.text_vocab + t));
+  image_head = register_module("image_head", torch::nn::Linear(d, image_vocab));
+  init_linear(text_head, 0.02);
+  init_linear(image_head, 0.02);
+
+  const MaskShape shape{t, grid_h, grid_w, config.conv_kernel};
+  for (MaskType type : {MaskType::row, MaskType::column, MaskType::conv}) {
+    torch::Tensor allowed = dense_attention_mask(type, shape);
+    mask_bias_.push_back(torch::zeros(allowed.sizes()).masked_fill(allowed.logical_not(),
+                                                                    -INFINITY));
+  }
+}
+
+torch::Tensor PriorImpl::embed_text(const torch::Tensor& text) {
+  return text_emb(text) + text_pos.narrow(0, 0, text.size(1));
+}
+
+torch::Tensor PriorImpl::embed_slots(const torch::Tensor& slot_tokens, int64_t first) {
+  const int64_t s = slot_tokens.size(1);
+  torch::Tensor slots = torch::arange(first, first + s, torch::kLong);
+  torch::Tensor pos = row_emb.index_select(0, slots.div(grid_w_, "floor")) +
+                      col_emb.index_select(0, slots.remainder(grid_w_));
+  return image_emb(slot_tokens) + pos;
+}
+
+torch::Tensor PriorImpl::bias_rows(int layer, int64_t start, int64_t count) const {
+  const torch::Tensor& full = mask_bias_[static_cast<size_t>(masks_[layer])];
+  return full.narrow(0, start, count).narrow(1, 0, start + count);
+}
+
+torch::Tensor PriorImpl::run_blocks(torch::Tensor x, int64_t start, KvCache* cache) {
+  for (size_t i = 0; i < attn.size(); ++i) {
+    const int layer = static_cast<int>(i);
+    x = x + attn[i]->forward(x, bias_rows(layer, start, x.size(1)), cache, layer);
+    x = x + mlp[i]->forward(x);
+  }
+  if (cache) cache->length = start + x.size(1);
+  return ln_f(x);
+}
+
+PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& image) {
+  const int64_t b = text.size(0), t = text.size(1), n = image.size(1);
+  TORCH_CHECK(t == config_.text_len, "prior: text length ", t, " != ", config_.text_len);
+  TORCH_CHECK(n == image_tokens(), "prior: image length ", n, " != ", image_tokens());
+  torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
+  torch::Tensor slots = torch::cat({soi, image.narrow(1, 0, n - 1)}, 1);
+  torch::Tensor x = torch::cat({embed_text(text), embed_slots(slots, 0)}, 1);
+  torch::Tensor h = run_blocks(x, 0, nullptr);
+  PriorLogits out;
+  out.text = text_head(h.narrow(1, 0, t - 1)).to(torch::kFloat32);
+  out.image = image_head(h.narrow(1, t, n)).to(torch::kFloat32);
+  return out;
+}
+
+KvCache PriorImpl::make_cache(int64_t batch) const {
+  KvCache cache;
+  const int64_t hd = config_.d_model / config_.heads;
+  const int64_t len = config_.text_len + image_tokens();
+  for (int i = 0; i < config_.layers; ++i) {
+    cache.keys.push_back(torch::empty({batch, config_.heads, len, hd}));
+    cache.values.push_back(torch::empty({batch, config_.heads, len, hd}));
+  }
+  return cache;
+}
+
+torch::Tensor PriorImpl::prefill(const torch::Tensor& text, KvCache& cache) {
+  const int64_t b = text.size(0);
+  cache.length = 0;
+  torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
+  torch::Tensor x = torch::cat({embed_text(text), embed_slots(soi, 0)}, 1);
+  torch::Tensor h = run_blocks(x, 0, &cache);
+  return image_head(h.select(1, h.size(1) - 1)).to(torch::kFloat32);
+}
+
+torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache& cache) {
+  // Image token `index` sits in slot index + 1.
+  torch::Tensor x = embed_slots(token.view({-1, 1}), index + 1);
+  torch::Tensor h = run_blocks(x, cache.length, &cache);
+  return image_head(h.select(1, 0)).to(torch::kFloat32);
+}
+
+int64_t prior_param_count(const PriorConfig& c, int grid_h, int grid_w, int image_vocab) {
+  const int64_t d = c.d_model;
+  const int64_t text_ids = c.text_vocab + c.text_len;
+  int64_t n = text_ids * d + (image_vocab + 1) * d + c.text_len * d + (grid_h + grid_w) * d;
+  const int64_t per_layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d)   // attention resblock
+                            + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d);  // MLP resblock
+  n += c.layers * per_layer;
+  n += 2 * d;                                           // final LayerNorm
+  n += d * text_ids + text_ids + d * image_vocab + image_vocab;  // heads
+  return n;
+}
+
+}  // namespace dalle

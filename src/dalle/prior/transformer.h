@@ -1,0 +1,101 @@
+// The transformer prior (SPEC §2): one decoder-only stream of caption tokens (with a learned
+// pad id per position) followed by the start-of-image token and the image tokens, pre-LN
+// attention and MLP resblocks with the paper's per-layer masks, fp32 logits split into text
+// (text + pad ids) and image (image ids) heads.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include <vector>
+
+#include "dalle/bundle/config.h"
+#include "dalle/prior/masks.h"
+
+namespace dalle {
+
+// Per-layer key/value cache for incremental decoding: [B, heads, max_len, head_dim] each,
+// preallocated once per sampling call.
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t length = 0;  // positions filled
+};
+
+class AttentionBlockImpl : public torch::nn::Module {
+ public:
+  AttentionBlockImpl(int d_model, int heads, int layers);
+  // x [B, S, d] are positions [start, start + S); `bias` [S, start + S] is the additive mask.
+  // Without a cache start must be 0. Returns the residual branch (not yet added to x).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache,
+                        int layer);
+  torch::nn::LayerNorm ln{nullptr};
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+
+ private:
+  int heads_;
+};
+TORCH_MODULE(AttentionBlock);
+
+class MlpBlockImpl : public torch::nn::Module {
+ public:
+  MlpBlockImpl(int d_model, int layers);
+  torch::Tensor forward(const torch::Tensor& x);  // the residual branch
+  torch::nn::LayerNorm ln{nullptr};
+  torch::nn::Linear fc{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(MlpBlock);
+
+struct PriorLogits {
+  torch::Tensor text;   // [B, T-1, text_vocab + text_len]: predicts text[1:]
+  torch::Tensor image;  // [B, N, image_vocab]: predicts image[0:]
+};
+
+class PriorImpl : public torch::nn::Module {
+ public:
+  PriorImpl(const PriorConfig& config, int grid_h, int grid_w, int image_vocab);
+
+  // text [B, T] int64 (ids with per-position pad ids), image [B, N] int64.
+  PriorLogits forward(const torch::Tensor& text, const torch::Tensor& image);
+
+  // Incremental decoding. `prefill` runs text + start-of-image and returns image logits for
+  // image token 0 ([B, image_vocab]); `step` feeds image token `index` and returns the logits
+  // for token index + 1.
+  KvCache make_cache(int64_t batch) const;
+  torch::Tensor prefill(const torch::Tensor& text, KvCache& cache);
+  torch::Tensor step(const torch::Tensor& token, int64_t index, KvCache& cache);
+
+  int text_len() const { return config_.text_len; }
+  int image_tokens() const { return grid_h_ * grid_w_; }
+  int image_vocab() const { return image_vocab_; }
+  int text_vocab() const { return config_.text_vocab; }
+  const std::vector<MaskType>& masks() const { return masks_; }
+  const PriorConfig& config() const { return config_; }
+
+  torch::nn::Embedding text_emb{nullptr}, image_emb{nullptr};
+  torch::Tensor text_pos, row_emb, col_emb;
+  std::vector<AttentionBlock> attn;
+  std::vector<MlpBlock> mlp;
+  torch::nn::LayerNorm ln_f{nullptr};
+  torch::nn::Linear text_head{nullptr}, image_head{nullptr};
+
+ private:
+  // Embeddings of image slots [first, first + S) whose contents are `slot_tokens` [B, S]
+  // (image_vocab = start-of-image).
+  torch::Tensor embed_slots(const torch::Tensor& slot_tokens, int64_t first);
+  torch::Tensor embed_text(const torch::Tensor& text);
+  torch::Tensor run_blocks(torch::Tensor x, int64_t start, KvCache* cache);
+  torch::Tensor bias_rows(int layer, int64_t start, int64_t count) const;
+
+  PriorConfig config_;
+  int grid_h_, grid_w_, image_vocab_;
+  std::vector<MaskType> masks_;
+  std::vector<torch::Tensor> mask_bias_;  // per distinct mask type: additive [L, L]
+};
+TORCH_MODULE(Prior);
+
+// Parameter count from the config alone, for `dalle info`.
+int64_t prior_param_count(const PriorConfig& config, int grid_h, int grid_w, int image_vocab);
+
+}  // namespace dalle

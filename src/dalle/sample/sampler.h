@@ -1,0 +1,28 @@
+// Token samplers over logits: temperature, top-k, top-p (nucleus). Temperature 1 with no
+// truncation is the paper's setting; top-k = 1 is the argmax path.
+#pragma once
+#include <torch/types.h>
+
+#include <functional>
+
+#include "dalle/prior/transformer.h"
+
+namespace dalle {
+
+struct SamplerSettings {
+  double temperature = 1.0;
+  int top_k = 0;       // 0 = off
+  double top_p = 1.0;  // 1 = off
+};
+
+// logits [B, V] -> int64 [B].
+torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& settings,
+                            torch::Generator& gen);
+
+// Samples all image tokens for padded captions text [B, T] with the KV cache.
+// `on_token(i)` is called after image token i of every row is sampled. Returns [B, N].
+torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text,
+                                  const SamplerSettings& settings, torch::Generator& gen,
+                                  const std::function<void(int64_t)>& on_token = {});
+
+}  // namespace dalle

@@ -1,0 +1,32 @@
+// Training checkpoints: one safetensors file with the raw weights ("model."), their EMA
+// ("ema."), the AdamW moments ("adam.") and a JSON training state in the metadata (step,
+// schedule state, config). Written atomically; loading validates every tensor, so a broken or
+// mismatched checkpoint is a clear error and training resumes exactly.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+
+#include <string>
+
+#include "dalle/train/adamw.h"
+#include "dalle/train/ema.h"
+
+namespace dalle {
+
+constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+
+void checkpoint_save(const std::string& path, const torch::nn::Module& model, const AdamW& optimizer,
+                     const Ema& ema, const nlohmann::json& state);
+// Restores model, optimizer and EMA in place; returns the saved state.
+nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
+                               Ema& ema);
+
+// Deterministic batch order: epoch e is a seeded permutation of [0, n); the batch for `step`
+// is positions [step*batch, (step+1)*batch) of the concatenated epochs. Depends only on
+// (n, batch, step, seed), which is what makes resume exact.
+std::vector<int64_t> batch_indices(int64_t n, int64_t batch, int64_t step, uint64_t seed);
+
+// A libtorch CPU generator seeded from (seed, step, stream) for per-step noise.
+torch::Generator step_generator(uint64_t seed, int64_t step, uint64_t stream);
+
+}  // namespace dalle

@@ -1,0 +1,266 @@
+#include "dalle/train/prior_trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "dalle/bundle/bundle.h"
+#include "dalle/data/token_set.h"
+#include "dalle/io/weights.h"
+#include "dalle/prior/loss.h"
+#include "dalle/sample/generate.h"
+#include "dalle/train/adamw.h"
+#include "dalle/train/checkpoint.h"
+#include "dalle/train/ema.h"
+#include "dalle/train/metrics_log.h"
+#include "dalle/train/schedules.h"
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+#include "dalle/util/progress.h"
+
+namespace dalle {
+
+namespace {
+
+// Measured once at start: the fp32 matmul rate MFU is reported against.
+double measure_matmul_peak_flops() {
+  torch::NoGradGuard no_grad;
+  const int64_t n = 1024;
+  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::matmul(a, b);
+  const int reps = 5;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) torch::matmul(a, b);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return 2.0 * n * n * n * reps / s;
+}
+
+// Weight decay applies to matrices only: not to gains, biases or embeddings (SPEC §3).
+bool decays(const std::string& name) {
+  if (name.find("emb") != std::string::npos || name == "text_pos") return false;
+  if (name.find(".ln.") != std::string::npos || name.rfind("ln_f", 0) == 0) return false;
+  return name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+}
+
+struct Batch {
+  torch::Tensor text, image;
+};
+
+Batch make_batch(const std::vector<std::vector<std::vector<int>>>& captions, const torch::Tensor& tokens,
+                 const std::vector<int64_t>& rows, const PriorConfig& pc, std::mt19937_64& rng) {
+  std::vector<int64_t> text;
+  for (int64_t r : rows) {
+    const auto& options = captions[static_cast<size_t>(r)];
+    const auto& ids = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+    const auto padded = pad_text(ids, pc.text_len, pc.text_vocab);
+    text.insert(text.end(), padded.begin(), padded.end());
+  }
+  Batch b;
+  b.text = torch::tensor(text, torch::kLong).view({static_cast<int64_t>(rows.size()), pc.text_len});
+  b.image = tokens.index_select(0, torch::tensor(rows)).flatten(1);
+  return b;
+}
+
+}  // namespace
+
+PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& opt) {
+  make_dirs(opt.out);
+  const std::string ckpt_path = path_join(opt.out, kCheckpointFile);
+  if (!opt.resume && path_exists(ckpt_path))
+    throw file_error(opt.out, "already holds a training run; pass --resume to continue it or pick a new -o");
+
+  // The VAE that made the tokens decides the image grid and vocabulary.
+  ModelConfig vae_config;
+  Dvae vae = vae_load(opt.data, &vae_config);
+  ModelConfig config = opt.resume ? config_load(path_join(opt.out, kConfigFile)) : preset;
+  if (!opt.resume) {
+    config.vae = vae_config.vae;
+    config.vae_train = vae_config.vae_train;
+  }
+  PriorTrainConfig& tc = config.prior_train;
+  if (opt.steps >= 0) tc.steps = opt.steps;
+  const PriorConfig& pc = config.prior;
+
+  TokenSet data = token_set_read(opt.data);
+  if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
+    throw file_error(opt.data, "token grid does not match the VAE config");
+
+  // Tokenizer: resumed runs keep theirs; otherwise load the given one or learn one.
+  const std::string tok_path = path_join(opt.out, config.tokenizer_file);
+  Tokenizer tokenizer;
+  if (opt.resume) {
+    tokenizer = Tokenizer::load(tok_path);
+  } else if (!opt.tokenizer.empty()) {
+    tokenizer = Tokenizer::load(opt.tokenizer);
+  } else {
+    std::vector<std::string> all;
+    for (const auto& c : data.captions) all.insert(all.end(), c.begin(), c.end());
+    tokenizer = Tokenizer::train(all, pc.text_vocab);
+  }
+  if (tokenizer.vocab_size() > pc.text_vocab)
+    throw Error("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                " ids, more than prior.text_vocab = " + std::to_string(pc.text_vocab));
+  tokenizer.save(tok_path);
+
+  std::vector<std::vector<std::vector<int>>> captions;
+  for (const auto& list : data.captions) {
+    std::vector<std::vector<int>> encoded;
+    for (const auto& c : list) encoded.push_back(tokenizer.encode(c));
+    if (encoded.empty()) encoded.push_back({});  // an image without a caption: all pads
+    captions.push_back(std::move(encoded));
+  }
+  const int64_t n_all = data.tokens.size(0);
+  const int64_t n_val = n_all >= 20 ? std::max<int64_t>(1, static_cast<int64_t>(n_all * tc.val_fraction)) : 0;
+  const int64_t n_train = n_all - n_val;
+
+  torch::manual_seed(opt.seed);
+  Prior prior = prior_create(config);
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (auto& item : prior->named_parameters(true)) params.emplace_back(item.key(), item.value());
+  AdamW optimizer(params, {tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay}, decays);
+  Ema ema(*prior);
+  PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
+  int64_t start = 0;
+  if (opt.resume) {
+    nlohmann::json state = checkpoint_load(ckpt_path, *prior, optimizer, ema);
+    start = state["step"].get<int64_t>();
+    plateau.best_ = state.value("plateau_best", 0.0);
+    plateau.sum_ = state.value("plateau_sum", 0.0);
+    plateau.count_ = state.value("plateau_count", int64_t(0));
+    plateau.halvings_ = state.value("plateau_halvings", 0);
+  }
+  config_save(path_join(opt.out, kConfigFile), config);
+  std::filesystem::copy_file(path_join(opt.data, kVaeWeightsFile), path_join(opt.out, kVaeWeightsFile),
+                             std::filesystem::copy_options::overwrite_existing);
+  const int64_t n_params = prior_param_count(pc, config.vae.grid(), config.vae.grid(), config.vae.vocab);
+  if (!opt.quiet)
+    std::fprintf(stderr, "prior: %lld params, %lld train / %lld val images, tokenizer %d ids\nconfig: %s\n",
+                 static_cast<long long>(n_params), static_cast<long long>(n_train),
+                 static_cast<long long>(n_val), tokenizer.vocab_size(), config_to_json(config).dump().c_str());
+
+  const double peak = measure_matmul_peak_flops();
+  MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
+  make_dirs(path_join(opt.out, "samples"));
+  Bundle bundle;
+  bundle.path = opt.out;
+  bundle.config = config;
+  bundle.tokenizer = tokenizer;
+  bundle.vae = vae;
+  bundle.prior = prior_create(config);
+
+  auto save_all = [&](int64_t step) {
+    checkpoint_save(ckpt_path, *prior, optimizer, ema,
+                    {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
+                     {"plateau_sum", plateau.sum_}, {"plateau_count", plateau.count_},
+                     {"plateau_halvings", plateau.halvings_}});
+    ema.copy_to(*bundle.prior);
+    SafeTensors weights;
+    module_weights_into(*bundle.prior, weights);
+    weights.metadata["step"] = std::to_string(step);
+    safetensors_save(path_join(opt.out, kPriorWeightsFile), weights);
+  };
+
+  auto evaluate = [&]() -> std::pair<double, double> {
+    torch::NoGradGuard no_grad;
+    prior->eval();
+    double text = 0, image = 0;
+    int64_t batches = 0;
+    std::mt19937_64 rng(12345);
+    for (int64_t i = n_train; i < n_all; i += tc.batch) {
+      std::vector<int64_t> rows;
+      for (int64_t r = i; r < std::min(n_all, i + tc.batch); ++r) rows.push_back(r);
+      Batch b = make_batch(captions, data.tokens, rows, pc, rng);
+      PriorLogits logits = prior->forward(b.text, b.image);
+      PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
+      text += l.text.item<double>();
+      image += l.image.item<double>();
+      ++batches;
+    }
+    prior->train();
+    return {text / std::max<int64_t>(batches, 1), image / std::max<int64_t>(batches, 1)};
+  };
+
+  auto write_samples = [&](int64_t step) {
+    ema.copy_to(*bundle.prior);
+    bundle.prior->eval();
+    std::vector<Image> tiles;
+    for (const auto& prompt : opt.sample_prompts) {
+      GenerateRequest request;
+      request.prompt = prompt;
+      request.count = 4;
+      request.batch = 4;
+      request.seed = 1;
+      for (auto& g : generate_images(bundle, request)) tiles.push_back(std::move(g.image));
+    }
+    char name[64];
+    std::snprintf(name, sizeof(name), "step-%07lld.png", static_cast<long long>(step));
+    PngText text;
+    for (size_t i = 0; i < opt.sample_prompts.size(); ++i)
+      text.emplace_back("row " + std::to_string(i + 1), opt.sample_prompts[i]);
+    image_save_png(path_join(path_join(opt.out, "samples"), name), image_grid(tiles, 4), text);
+  };
+
+  PriorTrainResult result;
+  ProgressBar bar("train", tc.steps - start, "step");
+  const int64_t seq_tokens = pc.text_len + prior->image_tokens();
+  const auto t0 = std::chrono::steady_clock::now();
+  prior->train();
+  for (int64_t step = start; step < tc.steps; ++step) {
+    const double lr = tc.lr * warmup_factor(step, tc.warmup_steps) * plateau.factor();
+    std::mt19937_64 rng(static_cast<uint64_t>(step) * 0x9e3779b97f4a7c15ull ^ opt.seed);
+    optimizer.zero_grad();
+    double loss_sum = 0, text_sum = 0, image_sum = 0;
+    for (int micro = 0; micro < opt.accumulate; ++micro) {
+      const auto rows = batch_indices(n_train, tc.batch, step * opt.accumulate + micro, opt.seed);
+      Batch b = make_batch(captions, data.tokens, rows, pc, rng);
+      PriorLogits logits = prior->forward(b.text, b.image);
+      PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
+      (l.loss / opt.accumulate).backward();
+      loss_sum += l.loss.item<double>() / opt.accumulate;
+      text_sum += l.text.item<double>() / opt.accumulate;
+      image_sum += l.image.item<double>() / opt.accumulate;
+    }
+    if (!std::isfinite(loss_sum))
+      throw Error("train: loss became non-finite at step " + std::to_string(step) + " (try a lower lr)");
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(prior->parameters(), tc.grad_clip);
+    optimizer.step(lr);
+    ema.update(*prior, tc.ema_decay);
+    plateau.observe(loss_sum);
+
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double tok_per_s = (step - start + 1) * opt.accumulate * tc.batch * seq_tokens / std::max(elapsed, 1e-9);
+    const double mfu = 6.0 * n_params * tok_per_s / peak;
+    if (step == start) result.first_loss = loss_sum;
+    result.last_loss = loss_sum;
+    nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
+                             {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},
+                             {"tok_per_s", tok_per_s}, {"mfu", mfu}};
+    const bool last = step + 1 == tc.steps;
+    if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
+      const auto [val_text, val_image] = evaluate();
+      record["val_loss_text"] = val_text;
+      record["val_loss_img"] = val_image;
+      result.val_loss_image = val_image;
+    }
+    metrics.write(record);
+    if (!opt.quiet) {
+      char extra[200];
+      std::snprintf(extra, sizeof(extra), "loss %.4f text %.3f img %.3f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%",
+                    loss_sum, text_sum, image_sum, lr, grad_norm, tok_per_s, 100 * mfu);
+      bar.update(step - start + 1, extra);
+    }
+    if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
+    if (!opt.sample_prompts.empty() && ((step + 1) % opt.sample_every == 0 || last)) write_samples(step + 1);
+  }
+  if (!opt.quiet) bar.finish();
+  if (start >= tc.steps) save_all(tc.steps);
+  result.steps = tc.steps;
+  if (!opt.quiet) std::fprintf(stderr, "train: bundle written to %s\n", opt.out.c_str());
+  return result;
+}
+
+}  // namespace dalle

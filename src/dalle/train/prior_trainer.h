@@ -1,0 +1,40 @@
+// `dalle train`: the transformer prior's training loop (SPEC §3): AdamW (beta2 0.96, decay on
+// weights only), linear warm-up then halve-on-plateau, global-norm clipping, EMA, gradient
+// accumulation, a held-out validation split, metrics, sample grids and exact resume. The run
+// folder is a model bundle (config.json, prior.safetensors = EMA weights, vae.safetensors,
+// tokenizer) that `dalle generate --model` accepts.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dalle/bundle/config.h"
+
+namespace dalle {
+
+struct PriorTrainOptions {
+  std::string data;       // token folder from `dalle vae encode`
+  std::string out;        // run folder (becomes a bundle)
+  std::string tokenizer;  // existing tokenizer file; empty = learn one from the captions
+  int64_t steps = -1;     // -1 = config
+  int accumulate = 1;     // micro-batches per update
+  uint64_t seed = 0;
+  bool resume = false;
+  int threads = 0;
+  int64_t val_every = 200;
+  int64_t save_every = 500;
+  int64_t sample_every = 500;
+  std::vector<std::string> sample_prompts = {"a red circle", "a small blue square in the top left corner",
+                                             "a green star above a yellow heart", "a large white cross"};
+  bool quiet = false;
+};
+
+struct PriorTrainResult {
+  double first_loss = 0, last_loss = 0;
+  double val_loss_image = 0;
+  int64_t steps = 0;
+};
+
+PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& options);
+
+}  // namespace dalle

@@ -1,0 +1,198 @@
+#include "dalle/train/vae_trainer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "dalle/bundle/bundle.h"
+#include "dalle/data/image_folder.h"
+#include "dalle/io/image.h"
+#include "dalle/io/weights.h"
+#include "dalle/train/adamw.h"
+#include "dalle/train/checkpoint.h"
+#include "dalle/train/ema.h"
+#include "dalle/train/metrics_log.h"
+#include "dalle/train/schedules.h"
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+#include "dalle/util/progress.h"
+#include "dalle/vae/loss.h"
+#include "dalle/vae/pixels.h"
+
+namespace dalle {
+
+namespace {
+
+torch::Tensor to_unit_float(const torch::Tensor& images_u8) {
+  return images_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
+}
+
+double psnr_from_mse(double mse) { return 10.0 * std::log10(1.0 / std::max(mse, 1e-12)); }
+
+// Codebook perplexity and fraction of codes used, from hard tokens.
+std::pair<double, double> codebook_stats(const torch::Tensor& tokens, int vocab) {
+  torch::Tensor counts = torch::bincount(tokens.flatten(), {}, vocab).to(torch::kFloat64);
+  torch::Tensor p = counts / counts.sum();
+  const double entropy = -(p * torch::log(p.clamp_min(1e-30))).sum().item<double>();
+  return {std::exp(entropy), (counts > 0).sum().item<double>() / vocab};
+}
+
+void save_reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8, const std::string& path) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor recon = vae->decode_tokens(vae->encode_images(images_u8));
+  std::vector<Image> tiles;
+  for (int64_t i = 0; i < images_u8.size(0); ++i) tiles.push_back(image_from_tensor(images_u8[i]));
+  for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
+  image_save_png(path, image_grid(tiles, static_cast<int>(images_u8.size(0))),
+                 {{"description", "top: originals, bottom: dVAE reconstructions"}});
+}
+
+}  // namespace
+
+VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
+  make_dirs(opt.out);
+  const std::string ckpt_path = path_join(opt.out, kCheckpointFile);
+  if (opt.resume) {
+    config = config_load(path_join(opt.out, kConfigFile));
+  } else if (path_exists(ckpt_path)) {
+    throw file_error(opt.out, "already holds a training run; pass --resume to continue it or pick a new -o");
+  }
+  VaeTrainConfig& tc = config.vae_train;
+  if (opt.steps >= 0) tc.steps = opt.steps;
+  if (opt.schedule_scale != 1.0) {
+    tc.kl_steps = static_cast<int64_t>(std::llround(tc.kl_steps * opt.schedule_scale));
+    tc.tau_steps = static_cast<int64_t>(std::llround(tc.tau_steps * opt.schedule_scale));
+    tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));
+  }
+  const VaeConfig& vc = config.vae;
+
+  ProgressBar load_bar("loading images", 0, "img");
+  ImageSet data = image_set_load(opt.data, vc.image_size, /*require_captions=*/false, opt.threads,
+                                 opt.max_images, [&](int64_t done, int64_t total) {
+                                   if (opt.quiet) return;
+                                   load_bar.set_total(total);
+                                   load_bar.update(done);
+                                 });
+  if (!opt.quiet) load_bar.finish();
+  const int64_t n_all = data.images.size(0);
+  const int64_t n_val = n_all >= 64 ? std::max<int64_t>(8, n_all / 50) : 0;
+  torch::Tensor train_images = data.images.narrow(0, 0, n_all - n_val);
+  torch::Tensor val_images = n_val ? data.images.narrow(0, n_all - n_val, n_val) : train_images.narrow(0, 0, std::min<int64_t>(8, n_all));
+  if (!opt.quiet)
+    std::fprintf(stderr, "vae: %lld train / %lld held-out images (%lld skipped), %dx%d -> %dx%d tokens of %d\n",
+                 static_cast<long long>(train_images.size(0)), static_cast<long long>(n_val),
+                 static_cast<long long>(data.skipped), vc.image_size, vc.image_size, vc.grid(), vc.grid(), vc.vocab);
+
+  torch::manual_seed(opt.seed);
+  Dvae vae(vc);
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (auto& item : vae->named_parameters(true)) params.emplace_back(item.key(), item.value());
+  AdamW optimizer(params, {0.9, 0.999, 1e-8, tc.weight_decay},
+                  [](const std::string& name) { return name.size() > 2 && name.compare(name.size() - 2, 2, ".w") == 0; });
+  Ema ema(*vae);
+  int64_t start = 0;
+  if (opt.resume) {
+    nlohmann::json state = checkpoint_load(ckpt_path, *vae, optimizer, ema);
+    start = state["step"].get<int64_t>();
+  }
+  config_save(path_join(opt.out, kConfigFile), config);
+  if (!opt.quiet) std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
+
+  MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
+  make_dirs(path_join(opt.out, "recon"));
+  Dvae ema_vae(vc);
+
+  auto save_all = [&](int64_t step) {
+    checkpoint_save(ckpt_path, *vae, optimizer, ema, {{"step", step}, {"seed", opt.seed}});
+    ema.copy_to(*ema_vae);
+    SafeTensors weights;
+    module_weights_into(*ema_vae, weights);
+    weights.metadata["step"] = std::to_string(step);
+    safetensors_save(path_join(opt.out, kVaeWeightsFile), weights);
+  };
+
+  VaeTrainResult result;
+  ProgressBar bar("vae train", tc.steps - start, "step");
+  const double pixels_per_image = 3.0 * vc.image_size * vc.image_size;
+  const auto t0 = std::chrono::steady_clock::now();
+  vae->train();
+  for (int64_t step = start; step < tc.steps; ++step) {
+    const double lr = cosine_schedule(step, tc.lr, tc.lr_end, tc.lr_steps);
+    const double beta = cosine_schedule(step, 0.0, tc.kl_weight, tc.kl_steps);
+    const double tau = cosine_schedule(step, tc.tau_start, tc.tau_end, tc.tau_steps);
+    torch::Generator gen = step_generator(opt.seed, step, 1);
+
+    const auto idx = batch_indices(train_images.size(0), tc.batch, step, opt.seed);
+    torch::Tensor x = to_unit_float(train_images.index_select(0, torch::tensor(idx)));
+    // Random horizontal flip (the dVAE's augmentation; captions play no part here).
+    torch::Tensor flip = torch::rand({x.size(0)}, gen) < 0.5;
+    x = torch::where(flip.view({-1, 1, 1, 1}), x.flip({3}), x);
+    const torch::Tensor x_mapped = map_pixels(x, vc.eps);
+
+    torch::Tensor logits = vae->encoder(x_mapped);
+    torch::Tensor stats = vae->decoder(gumbel_softmax(logits, tau, gen));
+    VaeLoss loss = vae_loss(x_mapped, stats, logits, beta);
+    optimizer.zero_grad();
+    loss.loss.backward();
+    const double loss_value = loss.loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw Error("vae train: loss became non-finite at step " + std::to_string(step) +
+                  " (try a lower lr in the config)");
+    optimizer.step(lr);
+    ema.update(*vae, tc.ema_decay);
+
+    torch::NoGradGuard no_grad;
+    const torch::Tensor recon = unmap_pixels(torch::sigmoid(stats.slice(1, 0, 3)), vc.eps);
+    const double mse = (recon - x).pow(2).mean().item<double>();
+    const auto [perplexity, used] = codebook_stats(logits.argmax(1), vc.vocab);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double img_per_s = (step - start + 1) * tc.batch / std::max(elapsed, 1e-9);
+    if (step == start) result.first_loss = loss_value;
+    result.last_loss = loss_value;
+    metrics.write({{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
+                   {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
+                   {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", perplexity},
+                   {"codes_used", used}, {"img_per_s", img_per_s}});
+    if (!opt.quiet) {
+      char extra[200];
+      std::snprintf(extra, sizeof(extra), "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
+                    loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, perplexity,
+                    100 * used, img_per_s);
+      bar.update(step - start + 1, extra);
+    }
+    const bool last = step + 1 == tc.steps;
+    if ((step + 1) % opt.sample_every == 0 || last) {
+      char name[64];
+      std::snprintf(name, sizeof(name), "step-%07lld.png", static_cast<long long>(step + 1));
+      vae->eval();
+      save_reconstruction_grid(vae, val_images.narrow(0, 0, std::min<int64_t>(8, val_images.size(0))),
+                               path_join(path_join(opt.out, "recon"), name));
+      vae->train();
+    }
+    if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
+  }
+  if (!opt.quiet) bar.finish();
+  if (start >= tc.steps) save_all(tc.steps);
+
+  // Held-out PSNR of the EMA weights, encoding with argmax tokens as the prior will see them.
+  ema.copy_to(*ema_vae);
+  ema_vae->eval();
+  torch::NoGradGuard no_grad;
+  double se = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < val_images.size(0); i += 64) {
+    torch::Tensor batch = val_images.narrow(0, i, std::min<int64_t>(64, val_images.size(0) - i));
+    torch::Tensor recon = ema_vae->decode_tokens(ema_vae->encode_images(batch));
+    se += (recon - to_unit_float(batch)).pow(2).sum().item<double>();
+    count += batch.size(0);
+  }
+  result.val_psnr = psnr_from_mse(se / (count * pixels_per_image));
+  result.steps = tc.steps;
+  if (!opt.quiet)
+    std::fprintf(stderr, "vae: held-out PSNR %.2f dB (EMA weights, argmax tokens); saved %s\n",
+                 result.val_psnr, opt.out.c_str());
+  return result;
+}
+
+}  // namespace dalle

@@ -1,0 +1,35 @@
+// `dalle vae train`: the dVAE's training loop (SPEC §1) with Gumbel-softmax relaxation,
+// cosine schedules for beta, tau and the learning rate, AdamW, EMA, metrics, reconstruction
+// grids and exact resume. The run folder holds config.json + vae.safetensors (EMA weights).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "dalle/bundle/config.h"
+
+namespace dalle {
+
+struct VaeTrainOptions {
+  std::string data;              // folder of images
+  std::string out;               // run folder
+  int64_t steps = -1;            // total updates; -1 = config
+  double schedule_scale = 1.0;   // multiplies the beta, tau and lr schedule lengths
+  uint64_t seed = 0;
+  bool resume = false;
+  int threads = 0;
+  int64_t log_every = 10;
+  int64_t save_every = 500;
+  int64_t sample_every = 500;
+  int64_t max_images = -1;
+  bool quiet = false;
+};
+
+struct VaeTrainResult {
+  double first_loss = 0, last_loss = 0;
+  double val_psnr = 0;
+  int64_t steps = 0;
+};
+
+VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& options);
+
+}  // namespace dalle

@@ -1,0 +1,42 @@
+#include "dalle/vae/loss.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace dalle {
+
+torch::Tensor logit_laplace_nll(const torch::Tensor& x, const torch::Tensor& mu,
+                                const torch::Tensor& log_b) {
+  const torch::Tensor logit_x = torch::log(x) - torch::log1p(-x);
+  const torch::Tensor nll = std::log(2.0) + log_b + torch::log(x * (1 - x)) +
+                            (logit_x - mu).abs() * torch::exp(-log_b);
+  return nll.flatten(1).sum(1);
+}
+
+torch::Tensor kl_to_uniform(const torch::Tensor& logits) {
+  const torch::Tensor log_q = torch::log_softmax(logits, 1);
+  const double log_k = std::log(static_cast<double>(logits.size(1)));
+  return ((log_q.exp() * log_q).sum(1) + log_k).flatten(1).sum(1);
+}
+
+torch::Tensor gumbel_softmax(const torch::Tensor& logits, double tau, torch::Generator& gen) {
+  torch::Tensor u = torch::rand(logits.sizes(), gen, logits.options());
+  const torch::Tensor gumbel = -torch::log(-torch::log(u.clamp(1e-10, 1.0 - 1e-7)));
+  return torch::softmax((logits + gumbel) / tau, 1);
+}
+
+VaeLoss vae_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
+                 const torch::Tensor& logits, double kl_weight) {
+  const int64_t c = x_mapped.size(1);
+  const double norm = static_cast<double>(x_mapped.size(1) * x_mapped.size(2) * x_mapped.size(3));
+  const torch::Tensor nll = logit_laplace_nll(x_mapped, stats.slice(1, 0, c), stats.slice(1, c, 2 * c));
+  const torch::Tensor kl = kl_to_uniform(logits);
+  VaeLoss out;
+  out.nll = nll.mean() / norm;
+  out.kl = kl.mean() / norm;
+  out.loss = out.nll + kl_weight * out.kl;
+  return out;
+}
+
+}  // namespace dalle

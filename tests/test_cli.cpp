@@ -1,0 +1,166 @@
+// End-to-end: the chain a user runs, through the real `dalle` binary.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "dalle/io/image.h"
+#include "dalle/util/fs.h"
+#include "test_paths.h"
+
+using namespace dalle;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliRun {
+  int code;
+  std::string output;  // stdout + stderr
+};
+
+CliRun dalle_run(const std::string& args) {
+  const std::string cmd = std::string(DALLE_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+double mean_loss(const std::vector<nlohmann::json>& m, size_t from, size_t to) {
+  double s = 0;
+  for (size_t i = from; i < to; ++i) s += m[i]["loss"].get<double>();
+  return s / static_cast<double>(to - from);
+}
+
+std::string png_text(const std::string& path, const std::string& key) {
+  const auto bytes = read_file_bytes(path);
+  for (const auto& [k, v] : png_read_text(bytes.data(), bytes.size()))
+    if (k == key) return v;
+  return "";
+}
+
+}  // namespace
+
+TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
+  const fs::path dir = fs::temp_directory_path() / "dalle_test_e2e";
+  fs::remove_all(dir);
+  const std::string d = dir.string();
+
+  CliRun r = dalle_run("data shapes -n 800 --size 32 -s 1 -o " + d + "/shapes");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "shapes/000799.png"));
+  EXPECT_TRUE(fs::exists(dir / "shapes/000799.txt"));
+
+  r = dalle_run("vae train -c tiny -d " + d + "/shapes -o " + d + "/vae --steps 150 -s 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"config.json", "vae.safetensors", "checkpoint.safetensors", "metrics.jsonl"})
+    EXPECT_TRUE(fs::exists(dir / "vae" / f)) << f;
+  auto vm = read_jsonl(d + "/vae/metrics.jsonl");
+  ASSERT_EQ(vm.size(), 150u);
+  EXPECT_LT(mean_loss(vm, 140, 150), mean_loss(vm, 0, 10)) << "vae loss did not go down";
+  EXPECT_FALSE(fs::is_empty(dir / "vae/recon"));
+
+  r = dalle_run("vae encode --vae " + d + "/vae -d " + d + "/shapes -o " + d + "/tokens");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "tokens/shard-000000.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "tokens/shard-000000.captions.jsonl"));
+
+  r = dalle_run("train -c tiny -d " + d + "/tokens -o " + d + "/prior --steps 150 -s 1 --sample-every 100");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto pm = read_jsonl(d + "/prior/metrics.jsonl");
+  ASSERT_EQ(pm.size(), 150u);
+  EXPECT_LT(mean_loss(pm, 140, 150), mean_loss(pm, 0, 10)) << "prior loss did not go down";
+  for (const char* key : {"loss_text", "loss_img", "lr", "grad_norm", "tok_per_s", "mfu"})
+    EXPECT_TRUE(pm.back().contains(key)) << key;
+  EXPECT_TRUE(pm.back().contains("val_loss_img"));
+  for (const char* f : {"config.json", "vae.safetensors", "prior.safetensors", "tokenizer.json"})
+    EXPECT_TRUE(fs::exists(dir / "prior" / f)) << f;
+  EXPECT_TRUE(fs::exists(dir / "prior/samples/step-0000100.png"));
+
+  // The run folder is a bundle: generate from it, twice with the same seed.
+  r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 -o " + d + "/a.png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 -o " + d + "/b.png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_file_bytes(d + "/a-1.png"), read_file_bytes(d + "/b-1.png"));
+  EXPECT_EQ(read_file_bytes(d + "/a.png"), read_file_bytes(d + "/b.png"));
+  EXPECT_EQ(png_text(d + "/a-2.png", "prompt"), "a red circle");
+  EXPECT_EQ(png_text(d + "/a-2.png", "seed"), "7");
+  const Image img = image_load(d + "/a-1.png");
+  EXPECT_EQ(img.width, 32);
+
+  // Interrupted and resumed prior training equals the uninterrupted run.
+  r = dalle_run("train -c tiny -d " + d + "/tokens -o " + d + "/p10 --steps 10 -s 2 --no-samples");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = dalle_run("train -d " + d + "/tokens -o " + d + "/p10 --steps 20 -s 2 --no-samples --resume");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = dalle_run("train -c tiny -d " + d + "/tokens -o " + d + "/p20 --steps 20 -s 2 --no-samples");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto a = read_jsonl(d + "/p10/metrics.jsonl"), b = read_jsonl(d + "/p20/metrics.jsonl");
+  ASSERT_EQ(a.size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+}
+
+TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
+  CliRun r = dalle_run("generate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--prompt is required"), std::string::npos) << r.output;
+  r = dalle_run("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  r = dalle_run("generate -p x --top-p 7");
+  EXPECT_EQ(r.code, 2);
+  r = dalle_run("generate -p x -m /nonexistent/bundle");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/bundle"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Exception raised"), std::string::npos) << "stack trace leaked: " << r.output;
+  r = dalle_run("vae train -d /nonexistent/images -o /tmp/dalle_test_never");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/images"), std::string::npos) << r.output;
+  r = dalle_run("data prepare --input x -o y");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("not implemented yet"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HelpDocumentsEveryCommand) {
+  CliRun r = dalle_run("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* cmd : {"generate", "data", "tokenizer", "vae", "train", "info"})
+    EXPECT_NE(r.output.find(cmd), std::string::npos) << cmd;
+  r = dalle_run("generate --help");
+  for (const char* flag : {"--prompt", "--output", "--seed", "--threads", "--model", "--top-k", "--top-p"})
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+}
+
+TEST(Cli, InfoPrintsThePapersCountsWithoutAllocating) {
+  CliRun r = dalle_run("info --config paper");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["vae_encoder_params"], 53786240);
+  EXPECT_EQ(j["vae_decoder_params"], 43829766);
+  EXPECT_EQ(j["layer_masks"][0], "row");
+  EXPECT_EQ(j["layer_masks"][1], "column");
+  EXPECT_EQ(j["layer_masks"][63], "conv");
+}
+
+TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
+  const std::string out = (fs::temp_directory_path() / "dalle_test_default.png").string();
+  fs::remove(out);
+  CliRun r = dalle_run("generate -p \"a red circle\" -s 1 -n 1 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(png_text(out, "prompt"), "a red circle");
+  const Image img = image_load(out);
+  EXPECT_GE(img.width, 32);
+}

@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "dalle/bundle/bundle.h"
+#include "dalle/bundle/config.h"
+#include "dalle/util/error.h"
+#include "test_paths.h"
+
+using namespace dalle;
+
+namespace {
+
+int64_t count_params(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+ModelConfig preset(const std::string& name) {
+  return config_load(std::string(DALLE_SOURCE_DIR) + "/configs/" + name + ".json");
+}
+
+}  // namespace
+
+TEST(Config, PresetsLoadAndRoundTrip) {
+  for (const char* name : {"tiny", "small", "paper"}) {
+    const ModelConfig c = preset(name);
+    EXPECT_EQ(c.name, name);
+    const ModelConfig again = config_from_json(config_to_json(c), "roundtrip");
+    EXPECT_EQ(config_to_json(again), config_to_json(c));
+  }
+}
+
+TEST(Config, PaperPresetHasThePapersDvaeParameterCounts) {
+  const ModelConfig c = preset("paper");
+  EXPECT_EQ(dvae_encoder_param_count(c.vae), 53786240);
+  EXPECT_EQ(dvae_decoder_param_count(c.vae), 43829766);
+  EXPECT_EQ(c.vae.grid(), 32);
+  // 12 * layers * d^2 is the paper's ~12.09B in the blocks; embeddings and heads add the rest.
+  const int64_t prior = prior_param_count(c.prior, 32, 32, 8192);
+  EXPECT_GT(prior, 12000000000LL);
+  EXPECT_LT(prior, 12400000000LL);
+}
+
+TEST(Config, ParameterFormulasMatchTheBuiltModules) {
+  for (const char* name : {"tiny", "small"}) {
+    const ModelConfig c = preset(name);
+    Dvae vae(c.vae);
+    EXPECT_EQ(count_params(*vae->encoder), dvae_encoder_param_count(c.vae)) << name;
+    EXPECT_EQ(count_params(*vae->decoder), dvae_decoder_param_count(c.vae)) << name;
+    Prior prior = prior_create(c);
+    EXPECT_EQ(count_params(*prior), prior_param_count(c.prior, c.vae.grid(), c.vae.grid(), c.vae.vocab)) << name;
+  }
+}
+
+TEST(Config, UnknownKeysAndBadValuesAreErrorsNamingTheField) {
+  nlohmann::json j = config_to_json(preset("tiny"));
+  j["vae"]["n_hidden"] = 3;
+  try {
+    config_from_json(j, "my.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vae.n_hidden"), std::string::npos) << e.what();
+  }
+  j = config_to_json(preset("tiny"));
+  j["prior"]["heads"] = 3;  // 64 is not divisible by 3
+  EXPECT_THROW(config_from_json(j, "my.json"), Error);
+  j = config_to_json(preset("tiny"));
+  j["vae"]["image_size"] = "big";
+  EXPECT_THROW(config_from_json(j, "my.json"), Error);
+}

@@ -1,0 +1,151 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "dalle/prior/loss.h"
+#include "dalle/prior/masks.h"
+#include "dalle/prior/transformer.h"
+#include "dalle/sample/sampler.h"
+#include "dalle/text/tokenizer.h"
+#include "dalle/train/checkpoint.h"
+
+using namespace dalle;
+
+namespace {
+
+PriorConfig small_prior(int layers = 5) {
+  PriorConfig c;
+  c.layers = layers;
+  c.d_model = 32;
+  c.heads = 4;
+  c.text_len = 6;
+  c.text_vocab = 20;
+  c.conv_kernel = 3;
+  return c;
+}
+
+}  // namespace
+
+TEST(Masks, LayerPatternFollowsThePaper) {
+  // Layers 1..4 are row, column, row, row; column iff (i-2) mod 4 == 0; the last is conv.
+  const auto t = layer_mask_types(10);
+  const std::vector<MaskType> want = {MaskType::row, MaskType::column, MaskType::row, MaskType::row,
+                                      MaskType::row, MaskType::column, MaskType::row, MaskType::row,
+                                      MaskType::row, MaskType::conv};
+  EXPECT_EQ(t, want);
+  EXPECT_EQ(layer_mask_types(1), std::vector<MaskType>{MaskType::conv});
+}
+
+TEST(Masks, RowWindowWrapsIntoThePreviousRow) {
+  const MaskShape s{0, 4, 4, 3};
+  // Query 5 (row 1, col 1) sees 1..5: the window crosses into row 0.
+  for (int k = 0; k < 16; ++k) EXPECT_EQ(image_mask_allows(MaskType::row, s, 5, k), k >= 1 && k <= 5) << k;
+}
+
+TEST(Masks, ColumnSeesEarlierTokensOfTheSameColumn) {
+  const MaskShape s{0, 4, 4, 3};
+  for (int k = 0; k < 16; ++k) EXPECT_EQ(image_mask_allows(MaskType::column, s, 14, k), k == 2 || k == 6 || k == 10 || k == 14) << k;
+}
+
+TEST(Masks, ConvIsACausalNeighbourhood) {
+  const MaskShape s{0, 5, 5, 3};  // 3x3: one row above at columns -1..+1, and self + left
+  std::set<int> want = {12, 11, 6, 7, 8};  // query 12 = (2, 2)
+  for (int k = 0; k < 25; ++k) EXPECT_EQ(image_mask_allows(MaskType::conv, s, 12, k), want.count(k) > 0) << k;
+}
+
+TEST(Masks, DenseMaskTextIsCausalAndImageSeesAllText) {
+  const MaskShape s{3, 2, 2, 3};
+  torch::Tensor m = dense_attention_mask(MaskType::row, s);
+  EXPECT_TRUE(m[0][0].item<bool>());
+  EXPECT_FALSE(m[0][1].item<bool>());
+  EXPECT_TRUE(m[2][1].item<bool>());
+  for (int q = 3; q < 7; ++q)
+    for (int k = 0; k < 3; ++k) EXPECT_TRUE(m[q][k].item<bool>());
+  EXPECT_FALSE(m[2][3].item<bool>());  // text never sees image
+}
+
+TEST(Prior, OutputShapesAndCausality) {
+  torch::manual_seed(0);
+  Prior prior(small_prior(), 3, 4, 10);
+  prior->eval();
+  torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
+  torch::Tensor image = torch::randint(0, 10, {2, 12}, torch::kLong);
+  PriorLogits out = prior->forward(text, image);
+  EXPECT_EQ(out.text.sizes(), (std::vector<int64_t>{2, 5, 26}));
+  EXPECT_EQ(out.image.sizes(), (std::vector<int64_t>{2, 12, 10}));
+  // Changing image token 7 must not change the predictions of tokens 0..7.
+  torch::Tensor image2 = image.clone();
+  image2[0][7] = (image[0][7].item<int64_t>() + 1) % 10;
+  PriorLogits out2 = prior->forward(text, image2);
+  EXPECT_TRUE(torch::allclose(out.image.narrow(1, 0, 8), out2.image.narrow(1, 0, 8), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(out.image.narrow(1, 8, 4), out2.image.narrow(1, 8, 4), 1e-5, 1e-5));
+}
+
+TEST(Prior, CachedDecodingEqualsFullRecomputeAtEveryStep) {
+  torch::manual_seed(1);
+  // 5 layers cover row, column and conv masks; batch 3; a 3x4 (non-square) grid.
+  Prior prior(small_prior(5), 3, 4, 10);
+  prior->eval();
+  torch::NoGradGuard g;
+  torch::Tensor text = torch::randint(0, 26, {3, 6}, torch::kLong);
+  torch::Tensor image = torch::randint(0, 10, {3, 12}, torch::kLong);
+  torch::Tensor full = prior->forward(text, image).image;
+  KvCache cache = prior->make_cache(3);
+  torch::Tensor logits = prior->prefill(text, cache);
+  for (int64_t i = 0; i < 12; ++i) {
+    EXPECT_TRUE(torch::allclose(logits, full.select(1, i), 1e-4, 1e-4)) << "token " << i;
+    if (i + 1 < 12) logits = prior->step(image.select(1, i), i, cache);
+  }
+}
+
+TEST(PriorLoss, WeightsTextAndImageOneToSeven) {
+  PriorLogits logits;
+  logits.text = torch::randn({2, 3, 7});
+  logits.image = torch::randn({2, 5, 9});
+  torch::Tensor text = torch::randint(0, 7, {2, 4}, torch::kLong);
+  torch::Tensor image = torch::randint(0, 9, {2, 5}, torch::kLong);
+  PriorLoss l = prior_loss(logits, text, image);
+  const double ct = torch::nn::functional::cross_entropy(logits.text.reshape({-1, 7}), text.narrow(1, 1, 3).reshape({-1})).item<double>();
+  const double ci = torch::nn::functional::cross_entropy(logits.image.reshape({-1, 9}), image.reshape({-1})).item<double>();
+  EXPECT_NEAR(l.text.item<double>(), ct, 1e-6);
+  EXPECT_NEAR(l.image.item<double>(), ci, 1e-6);
+  EXPECT_NEAR(l.loss.item<double>(), ct / 8 + 7 * ci / 8, 1e-6);
+}
+
+TEST(Text, PadTextUsesOnePadIdPerPosition) {
+  const auto padded = pad_text({5, 6}, 5, 100);
+  EXPECT_EQ(padded, (std::vector<int64_t>{5, 6, 102, 103, 104}));
+  EXPECT_EQ(pad_text({1, 2, 3, 4}, 2, 100), (std::vector<int64_t>{1, 2}));
+}
+
+TEST(Text, WordTokenizerRoundTripsKnownWordsAndMapsUnknownToZero) {
+  Tokenizer tok = Tokenizer::train({"a red circle", "A blue square", "a red square"}, 100);
+  EXPECT_EQ(tok.decode(tok.encode("a Red  square")), "a red square");
+  EXPECT_EQ(tok.encode("a purple square")[1], 0);
+  EXPECT_EQ(tok.encode("a"), std::vector<int>{1});  // most frequent word gets id 1
+}
+
+TEST(Sampler, TopKOneIsArgmaxAndTopPKeepsTheNucleus) {
+  torch::Generator gen = step_generator(0, 0, 0);
+  torch::Tensor logits = torch::tensor({{0.0f, 3.0f, 1.0f}, {2.0f, 0.0f, 5.0f}});
+  SamplerSettings s;
+  s.top_k = 1;
+  EXPECT_TRUE(torch::equal(sample_logits(logits, s, gen), torch::tensor({1, 2}, torch::kLong)));
+  // p(top) = 0.84 for row 0 with these logits: top_p 0.5 keeps only it.
+  SamplerSettings p;
+  p.top_p = 0.5;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_logits(logits, p, gen)[0].item<int64_t>(), 1);
+  // top_k = 2 never samples the least likely token.
+  SamplerSettings k;
+  k.top_k = 2;
+  for (int i = 0; i < 50; ++i) EXPECT_NE(sample_logits(logits, k, gen)[0].item<int64_t>(), 0);
+}
+
+TEST(Sampler, SameSeedSameTokens) {
+  torch::manual_seed(2);
+  Prior prior(small_prior(2), 2, 2, 10);
+  prior->eval();
+  torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
+  torch::Generator g1 = step_generator(9, 0, 0), g2 = step_generator(9, 0, 0);
+  SamplerSettings s;
+  EXPECT_TRUE(torch::equal(sample_image_tokens(prior, text, s, g1), sample_image_tokens(prior, text, s, g2)));
+}

@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dalle/bundle/bundle.h"
+#include "dalle/data/shapes.h"
+#include "dalle/io/weights.h"
+#include "dalle/train/adamw.h"
+#include "dalle/train/checkpoint.h"
+#include "dalle/train/vae_trainer.h"
+#include "dalle/util/error.h"
+#include "dalle/util/fs.h"
+#include "test_paths.h"
+
+using namespace dalle;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("dalle_test_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::vector<double> losses(const std::string& metrics_path) {
+  std::vector<double> out;
+  std::ifstream in(metrics_path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  return out;
+}
+
+ModelConfig tiny() { return config_load(std::string(DALLE_SOURCE_DIR) + "/configs/tiny.json"); }
+
+}  // namespace
+
+TEST(AdamW, MatchesLibtorchsAdamW) {
+  torch::manual_seed(0);
+  torch::Tensor a = torch::randn({5, 3}).requires_grad_(), b = a.detach().clone().requires_grad_();
+  AdamW ours({{"w", a}}, {0.9, 0.96, 1e-8, 0.05}, [](const std::string&) { return true; });
+  torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.96}).eps(1e-8).weight_decay(0.05));
+  for (int step = 0; step < 5; ++step) {
+    torch::Tensor target = torch::randn({5, 3});
+    ours.zero_grad();
+    ref.zero_grad();
+    (a - target).pow(2).sum().backward();
+    (b - target).pow(2).sum().backward();
+    ours.step(1e-2);
+    ref.step();
+    ASSERT_TRUE(torch::allclose(a, b, 1e-6, 1e-6)) << "step " << step;
+  }
+}
+
+TEST(AdamW, NoDecayParametersAreNotShrunk) {
+  torch::Tensor p = torch::ones({3}).requires_grad_();
+  AdamW opt({{"bias", p}}, {0.9, 0.999, 1e-8, 0.5}, [](const std::string&) { return false; });
+  p.mutable_grad() = torch::zeros({3});
+  opt.step(0.1);
+  EXPECT_TRUE(torch::equal(p, torch::ones({3})));
+}
+
+TEST(BatchOrder, DeterministicAndCoversEachEpoch) {
+  EXPECT_EQ(batch_indices(10, 4, 3, 7), batch_indices(10, 4, 3, 7));
+  std::vector<int64_t> epoch;
+  for (int step = 0; step < 5; ++step)
+    for (int64_t i : batch_indices(10, 2, step, 7)) epoch.push_back(i);
+  std::sort(epoch.begin(), epoch.end());
+  for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(epoch[static_cast<size_t>(i)], i);
+}
+
+TEST(VaeTrain, ResumedRunEqualsUninterruptedRun) {
+  const std::string dir = fresh_dir("vae_resume");
+  ShapesOptions so;
+  so.count = 48;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  VaeTrainOptions o;
+  o.data = dir + "/shapes";
+  o.quiet = true;
+  o.seed = 3;
+  o.sample_every = 1000;
+  o.save_every = 1000;
+  o.out = dir + "/straight";
+  o.steps = 6;
+  vae_train(c, o);
+  o.out = dir + "/resumed";
+  o.steps = 3;
+  vae_train(c, o);
+  o.resume = true;
+  o.steps = 6;
+  vae_train(ModelConfig{}, o);
+  const auto a = losses(dir + "/straight/metrics.jsonl"), b = losses(dir + "/resumed/metrics.jsonl");
+  ASSERT_EQ(a.size(), 6u);
+  EXPECT_EQ(a, b);  // bit-identical, not just close
+  // Starting again without --resume would overwrite the run: refused.
+  o.resume = false;
+  EXPECT_THROW(vae_train(c, o), Error);
+}
+
+TEST(Checkpoints, CorruptOrMismatchedFilesAreClearErrors) {
+  const std::string dir = fresh_dir("ckpt");
+  ModelConfig c = tiny();
+  Dvae vae(c.vae);
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (auto& p : vae->named_parameters(true)) params.emplace_back(p.key(), p.value());
+  AdamW opt(params, {}, [](const std::string&) { return true; });
+  Ema ema(*vae);
+  const std::string path = dir + "/checkpoint.safetensors";
+  checkpoint_save(path, *vae, opt, ema, {{"step", 5}});
+  EXPECT_EQ(checkpoint_load(path, *vae, opt, ema)["step"], 5);
+
+  // Truncated.
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  write_file_atomic(path + ".cut", bytes.data(), bytes.size() - 100);
+  EXPECT_THROW(checkpoint_load(path + ".cut", *vae, opt, ema), Error);
+
+  // A different architecture: every mismatch is named.
+  ModelConfig other = c;
+  other.vae.n_hid = 32;
+  Dvae wider(other.vae);
+  std::vector<std::pair<std::string, torch::Tensor>> wp;
+  for (auto& p : wider->named_parameters(true)) wp.emplace_back(p.key(), p.value());
+  AdamW wopt(wp, {}, [](const std::string&) { return true; });
+  Ema wema(*wider);
+  try {
+    checkpoint_load(path, *wider, wopt, wema);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model.encoder.blocks.input.w"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected [32, 3, 7, 7]"), std::string::npos) << msg;
+  }
+}
+
+TEST(Bundle, WeightMismatchesAreReportedByName) {
+  ModelConfig c = tiny();
+  Dvae vae(c.vae);
+  SafeTensors st;
+  module_weights_into(*vae, st);
+  st.tensors.erase("decoder.blocks.output.conv.b");
+  st.tensors["encoder.blocks.input.w"] = torch::zeros({1});
+  st.tensors["stray"] = torch::zeros({1});
+  st.tensors["decoder.blocks.input.b"] = st.tensors["decoder.blocks.input.b"].to(torch::kFloat16);
+  try {
+    module_load_weights(*vae, st, "vae.safetensors");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const char* want : {"vae.safetensors", "missing tensor 'decoder.blocks.output.conv.b'",
+                             "'encoder.blocks.input.w' has shape [1]", "unexpected tensor 'stray'",
+                             "'decoder.blocks.input.b' has dtype F16"})
+      EXPECT_NE(msg.find(want), std::string::npos) << want << "\n" << msg;
+  }
+}
