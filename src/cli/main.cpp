@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   dalle::cli::register_vae(app, action);
   dalle::cli::register_train(app, action);
   dalle::cli::register_info(app, action);
+  dalle::cli::register_plot(app, action);
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
     return 2;

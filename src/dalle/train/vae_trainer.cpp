@@ -60,7 +60,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   }
   VaeTrainConfig& tc = config.vae_train;
   if (opt.steps >= 0) tc.steps = opt.steps;
-  if (opt.schedule_scale != 1.0) {
+  // A resumed run's saved config already holds its scaled schedule lengths.
+  if (opt.schedule_scale != 1.0 && !opt.resume) {
     tc.kl_steps = static_cast<int64_t>(std::llround(tc.kl_steps * opt.schedule_scale));
     tc.tau_steps = static_cast<int64_t>(std::llround(tc.tau_steps * opt.schedule_scale));
     tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));

@@ -151,26 +151,25 @@ torch::Tensor DvaeImpl::decode_tokens(const torch::Tensor& tokens) {
   return unmap_pixels(torch::sigmoid(stats.slice(1, 0, config_.channels)), config_.eps);
 }
 
-int64_t dvae_encoder_param_count(const VaeConfig& c) {
-  int64_t n = conv_params(c.channels, c.n_hid, 7);
-  int64_t n_in = c.n_hid;
+// Parameters of all resblock groups of one half, starting from `first_width` channels.
+static int64_t groups_param_count(const VaeConfig& c, int64_t first_width, bool decoder) {
+  int64_t n = 0, n_in = first_width;
   for (int g = 0; g < c.groups; ++g) {
-    const int64_t width = group_width(c, g, false);
-    for (int b = 0; b < c.blocks_per_group; ++b) n += block_params(b == 0 ? n_in : width, width, false);
+    const int64_t width = group_width(c, g, decoder);
+    for (int b = 0; b < c.blocks_per_group; ++b) n += block_params(b == 0 ? n_in : width, width, decoder);
     n_in = width;
   }
-  return n + conv_params(group_width(c, c.groups - 1, false), c.vocab, 1);
+  return n;
+}
+
+int64_t dvae_encoder_param_count(const VaeConfig& c) {
+  return conv_params(c.channels, c.n_hid, 7) + groups_param_count(c, c.n_hid, false) +
+         conv_params(group_width(c, c.groups - 1, false), c.vocab, 1);
 }
 
 int64_t dvae_decoder_param_count(const VaeConfig& c) {
-  int64_t n = conv_params(c.vocab, c.n_init, 1);
-  int64_t n_in = c.n_init;
-  for (int g = 0; g < c.groups; ++g) {
-    const int64_t width = group_width(c, g, true);
-    for (int b = 0; b < c.blocks_per_group; ++b) n += block_params(b == 0 ? n_in : width, width, true);
-    n_in = width;
-  }
-  return n + conv_params(c.n_hid, 2 * c.channels, 1);
+  return conv_params(c.vocab, c.n_init, 1) + groups_param_count(c, c.n_init, true) +
+         conv_params(c.n_hid, 2 * c.channels, 1);
 }
 
 }  // namespace dalle

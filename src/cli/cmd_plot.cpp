@@ -1,0 +1,34 @@
+// dalle plot: render a run's loss curves to a PNG.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "dalle/io/plot.h"
+#include "dalle/util/fs.h"
+
+namespace dalle::cli {
+
+namespace {
+
+struct PlotFlags {
+  std::string run;
+  std::string output;
+};
+
+int run_plot(const PlotFlags& f) {
+  const std::string out = f.output.empty() ? path_join(f.run, "loss.png") : f.output;
+  plot_metrics(path_join(f.run, "metrics.jsonl"), out);
+  std::fprintf(stderr, "plot: wrote %s\n", out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void register_plot(CLI::App& app, Action& action) {
+  static PlotFlags f;
+  CLI::App* cmd = app.add_subcommand("plot", "Render a training run's loss curves (metrics.jsonl) to PNG");
+  cmd->add_option("run", f.run, "Run folder of `dalle train` or `dalle vae train`")->required();
+  cmd->add_option("-o,--output", f.output, "Output PNG (default: RUN/loss.png)");
+  cmd->callback([&action] { action = [] { return run_plot(f); }; });
+}
+
+}  // namespace dalle::cli

@@ -1,0 +1,12 @@
+// Loss curves from RUN/metrics.jsonl rendered to PNG with gnuplot (Debian's gnuplot-nox).
+#pragma once
+#include <string>
+
+namespace dalle {
+
+// Plots every known series present in the file (prior: loss, loss_text, loss_img and their
+// validation values; dVAE: loss and PSNR). Throws naming the file when it has no data or
+// gnuplot is missing or fails.
+void plot_metrics(const std::string& metrics_path, const std::string& png_path);
+
+}  // namespace dalle
