@@ -31,7 +31,10 @@ void token_set_write(const std::string& dir, const TokenSet& set, int64_t shard_
     const std::string stem = shard_stem(dir, shard);
     std::string lines;
     for (int64_t i = start; i < start + count; ++i)
-      lines += nlohmann::json(set.captions[static_cast<size_t>(i)]).dump() + "\n";
+      // Invalid UTF-8 in a caption becomes U+FFFD rather than failing the whole shard.
+      lines += nlohmann::json(set.captions[static_cast<size_t>(i)])
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+               "\n";
     write_file_atomic(stem + ".captions.jsonl", lines);
     SafeTensors st;
     st.tensors["tokens"] = set.tokens.narrow(0, start, count).to(torch::kInt32);
