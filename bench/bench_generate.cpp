@@ -1,7 +1,7 @@
 // Sampling speed on a model bundle, in one run: KV-cached decoding against recomputing the
 // whole sequence for every token (the reference path), and batch 1 against batch 8.
 // Usage: bench_generate [BUNDLE] [threads]
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <chrono>
 #include <cstdio>

@@ -90,6 +90,13 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
     EXPECT_TRUE(fs::exists(dir / "prior" / f)) << f;
   EXPECT_TRUE(fs::exists(dir / "prior/samples/step-0000100.png"));
 
+  // Loss curves render to a PNG people can look at.
+  r = dalle_run("plot " + d + "/prior");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_GT(image_load(d + "/prior/loss.png").width, 200);
+  r = dalle_run("plot " + d + "/shapes");
+  EXPECT_EQ(r.code, 1) << r.output;
+
   // The run folder is a bundle: generate from it, twice with the same seed.
   r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 -o " + d + "/a.png");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -137,7 +144,7 @@ TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
 TEST(Cli, HelpDocumentsEveryCommand) {
   CliRun r = dalle_run("--help");
   EXPECT_EQ(r.code, 0);
-  for (const char* cmd : {"generate", "data", "tokenizer", "vae", "train", "info"})
+  for (const char* cmd : {"generate", "data", "tokenizer", "vae", "train", "info", "plot"})
     EXPECT_NE(r.output.find(cmd), std::string::npos) << cmd;
   r = dalle_run("generate --help");
   for (const char* flag : {"--prompt", "--output", "--seed", "--threads", "--model", "--top-k", "--top-p"})

@@ -1,5 +1,5 @@
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <cmath>
 

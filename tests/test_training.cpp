@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/optim/adamw.h>
+
+#include "dalle/util/torch_api.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,5 +1,5 @@
 // dalle vae: train the dVAE, encode images to tokens, view reconstructions.
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "dalle/util/error.h"
 #include "dalle/util/threads.h"
+#include "source_dir.h"
 
 namespace dalle::cli {
 
@@ -20,7 +21,8 @@ void apply_threads(int threads) { set_thread_count(threads); }
 
 namespace {
 
-// The source tree this binary was built from: build/bin/dalle -> ../../
+// Where configs/ and models/ may be: next to build/bin/dalle (../../), an install prefix's
+// share/dalle, the working directory, and the source tree this binary was built from.
 std::vector<fs::path> search_roots() {
   std::vector<fs::path> roots;
   char buf[PATH_MAX];
@@ -32,6 +34,7 @@ std::vector<fs::path> search_roots() {
     roots.push_back(exe_dir.parent_path() / "share" / "dalle");
   }
   roots.push_back(fs::current_path());
+  roots.push_back(DALLE_SOURCE_TREE);
   return roots;
 }
 
@@ -41,7 +44,7 @@ std::string default_model_path() {
   if (const char* env = std::getenv("DALLE_MODEL"); env && *env) return env;
   for (const auto& root : search_roots())
     if (fs::exists(root / "models" / "default" / "config.json")) return (root / "models" / "default").string();
-  throw Error("no default model found (looked for models/default next to the build); pass --model BUNDLE");
+  throw Error("no default model found (looked for models/default next to the build, in the working directory and in the source tree); pass --model BUNDLE");
 }
 
 std::string resolve_config_path(const std::string& name) {

@@ -1,6 +1,6 @@
 #include "dalle/bundle/bundle.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include "dalle/io/weights.h"
 #include "dalle/util/error.h"

@@ -1,6 +1,6 @@
 #include "dalle/data/image_folder.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <atomic>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include "dalle/data/token_set.h"
 
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <cstdio>
 #include <filesystem>

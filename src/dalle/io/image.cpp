@@ -3,7 +3,7 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <array>
 #include <cstring>

@@ -1,6 +1,6 @@
 #include "dalle/io/weights.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <set>
 #include <sstream>

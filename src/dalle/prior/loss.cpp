@@ -1,6 +1,6 @@
 #include "dalle/prior/loss.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 namespace dalle {
 

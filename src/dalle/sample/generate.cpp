@@ -1,6 +1,6 @@
 #include "dalle/sample/generate.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include "dalle/train/checkpoint.h"
 #include "dalle/util/error.h"

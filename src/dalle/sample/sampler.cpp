@@ -1,6 +1,6 @@
 #include "dalle/sample/sampler.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include "dalle/util/error.h"
 

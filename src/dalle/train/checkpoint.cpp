@@ -1,7 +1,6 @@
 #include "dalle/train/checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <random>
 
@@ -82,7 +81,7 @@ std::vector<int64_t> batch_indices(int64_t n, int64_t batch, int64_t step, uint6
 }
 
 torch::Generator step_generator(uint64_t seed, int64_t step, uint64_t stream) {
-  return at::detail::createCPUGenerator(mix(seed ^ mix(static_cast<uint64_t>(step) ^ mix(stream))));
+  return make_cpu_generator(mix(seed ^ mix(static_cast<uint64_t>(step) ^ mix(stream))));
 }
 
 }  // namespace dalle

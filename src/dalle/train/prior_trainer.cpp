@@ -1,6 +1,6 @@
 #include "dalle/train/prior_trainer.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <chrono>
 #include <cmath>

@@ -1,6 +1,6 @@
 #include "dalle/train/vae_trainer.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <cmath>
 #include <cstdio>

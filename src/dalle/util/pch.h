@@ -1,6 +1,6 @@
 // Precompiled header shared by every target: libtorch dominates compile time.
 #pragma once
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 #include <nlohmann/json.hpp>
 #include <algorithm>
 #include <cstdint>

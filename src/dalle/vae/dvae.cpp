@@ -1,6 +1,6 @@
 #include "dalle/vae/dvae.h"
 
-#include <torch/torch.h>
+#include "dalle/util/torch_api.h"
 
 #include <cmath>
 
