@@ -136,6 +136,9 @@ TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
   r = dalle_run("vae train -d /nonexistent/images -o /tmp/dalle_test_never");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("/nonexistent/images"), std::string::npos) << r.output;
+  r = dalle_run("train -d " + std::string(DALLE_SOURCE_DIR) + "/configs -o /tmp/dalle_test_never");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("dalle vae encode"), std::string::npos) << "should point at the missing step: " << r.output;
   r = dalle_run("data prepare --input x -o y");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("not implemented yet"), std::string::npos) << r.output;

@@ -44,6 +44,8 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("--sample-every", o.sample_every, "Sample grid for fixed prompts every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-samples", f.no_samples, "Do not write sample grids");
+  cmd->add_option("--precision", o.precision, "fp32, or bf16 autocast for matrix products (oneDNN)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   add_threads_option(cmd, o.threads);
   cmd->callback([&action] { action = [] { return run_train(f); }; });
 }

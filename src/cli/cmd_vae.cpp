@@ -30,6 +30,7 @@ struct VaeFlags {
   int64_t save_every = 500;
   int64_t sample_every = 500;
   int64_t max_images = -1;
+  std::string precision = "fp32";
   int64_t count = 8;
   int batch = 64;
   int threads = 0;
@@ -48,6 +49,7 @@ int run_train(const VaeFlags& f) {
   o.save_every = f.save_every;
   o.sample_every = f.sample_every;
   o.max_images = f.max_images;
+  o.precision = f.precision;
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
   vae_train(config, o);
@@ -126,6 +128,8 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_option("--sample-every", f.sample_every, "Reconstruction grid every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--max-images", f.max_images, "Use at most N images (default: all)");
+  train->add_option("--precision", f.precision, "fp32, or bf16 autocast for convolutions (oneDNN)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   add_threads_option(train, f.threads);
   train->callback([&action] { action = [] { return run_train(f); }; });
 

@@ -73,7 +73,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   if (!opt.resume && path_exists(ckpt_path))
     throw file_error(opt.out, "already holds a training run; pass --resume to continue it or pick a new -o");
 
-  // The VAE that made the tokens decides the image grid and vocabulary.
+  // A token folder carries the VAE that made it; that VAE decides the grid and vocabulary.
+  TokenSet data = token_set_read(opt.data);
   ModelConfig vae_config;
   Dvae vae = vae_load(opt.data, &vae_config);
   ModelConfig config = opt.resume ? config_load(path_join(opt.out, kConfigFile)) : preset;
@@ -82,10 +83,12 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     config.vae_train = vae_config.vae_train;
   }
   PriorTrainConfig& tc = config.prior_train;
+  if (opt.precision != "fp32" && opt.precision != "bf16")
+    throw Error("train: unknown precision '" + opt.precision + "' (fp32 or bf16)");
+  const bool bf16 = opt.precision == "bf16";
   if (opt.steps >= 0) tc.steps = opt.steps;
   const PriorConfig& pc = config.prior;
 
-  TokenSet data = token_set_read(opt.data);
   if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
     throw file_error(opt.data, "token grid does not match the VAE config");
 
@@ -217,7 +220,11 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     for (int micro = 0; micro < opt.accumulate; ++micro) {
       const auto rows = batch_indices(n_train, tc.batch, step * opt.accumulate + micro, opt.seed);
       Batch b = make_batch(captions, data.tokens, rows, pc, rng);
-      PriorLogits logits = prior->forward(b.text, b.image);
+      PriorLogits logits;
+      {
+        CpuAutocastGuard autocast(bf16);
+        logits = prior->forward(b.text, b.image);  // logits come back in fp32
+      }
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
       (l.loss / opt.accumulate).backward();
       loss_sum += l.loss.item<double>() / opt.accumulate;
@@ -235,6 +242,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     const double tok_per_s = (step - start + 1) * opt.accumulate * tc.batch * seq_tokens / std::max(elapsed, 1e-9);
     const double mfu = 6.0 * n_params * tok_per_s / peak;
     if (step == start) result.first_loss = loss_sum;
+    result.tokens_per_second = tok_per_s;
     result.last_loss = loss_sum;
     nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
                              {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},

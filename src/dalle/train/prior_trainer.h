@@ -26,12 +26,14 @@ struct PriorTrainOptions {
   int64_t sample_every = 500;
   std::vector<std::string> sample_prompts = {"a red circle", "a small blue square in the top left corner",
                                              "a green star above a yellow heart", "a large white cross"};
+  std::string precision = "fp32";  // fp32, or bf16 autocast (oneDNN on CPU)
   bool quiet = false;
 };
 
 struct PriorTrainResult {
   double first_loss = 0, last_loss = 0;
   double val_loss_image = 0;
+  double tokens_per_second = 0;
   int64_t steps = 0;
 };
 

@@ -67,6 +67,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));
   }
   const VaeConfig& vc = config.vae;
+  if (opt.precision != "fp32" && opt.precision != "bf16")
+    throw Error("vae train: unknown precision '" + opt.precision + "' (fp32 or bf16)");
+  const bool bf16 = opt.precision == "bf16";
 
   ProgressBar load_bar("loading images", 0, "img");
   ImageSet data = image_set_load(opt.data, vc.image_size, /*require_captions=*/false, opt.threads,
@@ -131,8 +134,14 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     x = torch::where(flip.view({-1, 1, 1, 1}), x.flip({3}), x);
     const torch::Tensor x_mapped = map_pixels(x, vc.eps);
 
-    torch::Tensor logits = vae->encoder(x_mapped);
-    torch::Tensor stats = vae->decoder(gumbel_softmax(logits, tau, gen));
+    torch::Tensor logits, stats;
+    {
+      CpuAutocastGuard autocast(bf16);
+      logits = vae->encoder(x_mapped).to(torch::kFloat32);
+      // The relaxation and the likelihood stay in fp32.
+      const torch::Tensor z = gumbel_softmax(logits, tau, gen);
+      stats = vae->decoder(z).to(torch::kFloat32);
+    }
     VaeLoss loss = vae_loss(x_mapped, stats, logits, beta);
     optimizer.zero_grad();
     loss.loss.backward();
@@ -150,6 +159,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double img_per_s = (step - start + 1) * tc.batch / std::max(elapsed, 1e-9);
     if (step == start) result.first_loss = loss_value;
+    result.images_per_second = img_per_s;
     result.last_loss = loss_value;
     metrics.write({{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
                    {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},

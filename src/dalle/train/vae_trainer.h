@@ -21,12 +21,14 @@ struct VaeTrainOptions {
   int64_t save_every = 500;
   int64_t sample_every = 500;
   int64_t max_images = -1;
+  std::string precision = "fp32";  // fp32, or bf16 autocast (oneDNN on CPU)
   bool quiet = false;
 };
 
 struct VaeTrainResult {
   double first_loss = 0, last_loss = 0;
   double val_psnr = 0;
+  double images_per_second = 0;
   int64_t steps = 0;
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
@@ -14,6 +15,7 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/types.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 #include <cstdint>
 
@@ -21,5 +23,39 @@ namespace dalle {
 
 // A CPU random generator with its own seed (same call in 1.13 and 2.x so far).
 inline torch::Generator make_cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+// Runs the ops in its scope in bf16 where autocast says it is safe (matmuls, convolutions) and
+// in fp32 elsewhere, on CPU through oneDNN. Disabled guards do nothing.
+class CpuAutocastGuard {
+ public:
+  explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~CpuAutocastGuard() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
+#else
+    at::autocast::set_cpu_enabled(was_enabled_);
+#endif
+  }
+  CpuAutocastGuard(const CpuAutocastGuard&) = delete;
+  CpuAutocastGuard& operator=(const CpuAutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool was_enabled_ = false;
+};
 
 }  // namespace dalle
