@@ -3,14 +3,18 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "dalle/bundle/bundle.h"
+#include "dalle/data/image_folder.h"
 #include "dalle/data/shapes.h"
+#include "dalle/data/token_set.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
+#include "dalle/train/prior_trainer.h"
 #include "dalle/train/vae_trainer.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
@@ -159,4 +163,62 @@ TEST(Bundle, WeightMismatchesAreReportedByName) {
                              "'decoder.blocks.input.b' has dtype F16"})
       EXPECT_NE(msg.find(want), std::string::npos) << want << "\n" << msg;
   }
+}
+
+TEST(Precision, Bf16TrainingTracksFp32) {
+  const std::string dir = fresh_dir("bf16");
+  ShapesOptions so;
+  so.count = 64;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 8;
+  c.prior_train.batch = 8;
+  VaeTrainResult vae[2];
+  PriorTrainResult prior[2];
+  const char* precision[2] = {"fp32", "bf16"};
+  for (int p = 0; p < 2; ++p) {
+    VaeTrainOptions o;
+    o.data = dir + "/shapes";
+    o.out = dir + "/vae_" + precision[p];
+    o.steps = 8;
+    o.precision = precision[p];
+    o.quiet = true;
+    vae[p] = vae_train(c, o);
+  }
+  // A token folder from the fp32 dVAE, as `dalle vae encode` makes it.
+  ModelConfig vc;
+  Dvae model = vae_load(dir + "/vae_fp32", &vc);
+  ImageSet set = image_set_load(dir + "/shapes", vc.vae.image_size, true, 1);
+  TokenSet tokens;
+  {
+    torch::NoGradGuard g;
+    tokens.tokens = model->encode_images(set.images);
+  }
+  tokens.captions = set.captions;
+  token_set_write(dir + "/tokens", tokens);
+  config_save(dir + "/tokens/config.json", vc);
+  fs::copy_file(dir + "/vae_fp32/vae.safetensors", dir + "/tokens/vae.safetensors");
+  for (int p = 0; p < 2; ++p) {
+    PriorTrainOptions o;
+    o.data = dir + "/tokens";
+    o.out = dir + "/prior_" + precision[p];
+    o.steps = 8;
+    o.precision = precision[p];
+    o.quiet = true;
+    o.sample_prompts.clear();
+    prior[p] = prior_train(c, o);
+  }
+  for (int p = 0; p < 2; ++p) {
+    EXPECT_TRUE(std::isfinite(vae[p].last_loss)) << precision[p];
+    EXPECT_LT(prior[p].last_loss, prior[p].first_loss) << precision[p];
+  }
+  EXPECT_NEAR(vae[1].first_loss, vae[0].first_loss, 0.02 * std::fabs(vae[0].first_loss) + 1e-3);
+  EXPECT_NEAR(prior[1].last_loss, prior[0].last_loss, 0.02 * prior[0].last_loss);
+  VaeTrainOptions bad;
+  bad.data = dir + "/shapes";
+  bad.out = dir + "/vae_bad";
+  bad.precision = "fp8";
+  bad.quiet = true;
+  EXPECT_THROW(vae_train(c, bad), Error);
 }
