@@ -171,7 +171,7 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   const PriorConfig& p = c.prior;
   need(p.layers >= 1, "prior.layers must be >= 1");
   need(p.heads >= 1 && p.d_model % p.heads == 0, "prior.d_model must be divisible by prior.heads");
-  need(p.text_len >= 1, "prior.text_len must be >= 1");
+  need(p.text_len >= 2, "prior.text_len must be >= 2");
   need(p.text_vocab >= 2, "prior.text_vocab must be >= 2");
   need(p.conv_kernel >= 1 && p.conv_kernel % 2 == 1, "prior.conv_kernel must be odd");
   need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
