@@ -165,6 +165,35 @@ TEST(Cli, InfoPrintsThePapersCountsWithoutAllocating) {
   EXPECT_EQ(j["layer_masks"][63], "conv");
 }
 
+TEST(Cli, BrokenBundleFilesAreClearErrors) {
+  const fs::path dir = fs::temp_directory_path() / "dalle_test_broken_bundle";
+  fs::remove_all(dir);
+  fs::copy(fs::path(DALLE_SOURCE_DIR) / "models/default", dir, fs::copy_options::recursive);
+  const std::string d = dir.string();
+  // Truncated weights.
+  fs::resize_file(dir / "prior.safetensors", fs::file_size(dir / "prior.safetensors") / 2);
+  CliRun r = dalle_run("generate -p x -m " + d + " -o " + d + "/x.png");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("prior.safetensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  // A config that does not match the weights: every mismatch is named.
+  fs::copy_file(fs::path(DALLE_SOURCE_DIR) / "models/default/prior.safetensors", dir / "prior.safetensors",
+                fs::copy_options::overwrite_existing);
+  auto config = nlohmann::json::parse(read_file_text(d + "/config.json"));
+  config["prior"]["d_model"] = 128;
+  write_file_atomic(d + "/config.json", config.dump());
+  r = dalle_run("generate -p x -m " + d + " -o " + d + "/x.png");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("mismatch"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("text_emb.weight"), std::string::npos) << r.output;
+  // Not JSON at all.
+  write_file_atomic(d + "/config.json", std::string("{ not json"));
+  r = dalle_run("generate -p x -m " + d + " -o " + d + "/x.png");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "x.png"));
+}
+
 TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
   const std::string out = (fs::temp_directory_path() / "dalle_test_default.png").string();
   fs::remove(out);
