@@ -163,6 +163,10 @@ TEST(Cli, InfoPrintsThePapersCountsWithoutAllocating) {
   EXPECT_EQ(j["layer_masks"][0], "row");
   EXPECT_EQ(j["layer_masks"][1], "column");
   EXPECT_EQ(j["layer_masks"][63], "conv");
+  EXPECT_NEAR(j["prior_params"].get<double>(), 12.1e9, 0.25e9);
+  for (const char* key : {"train_flops_per_token", "sample_flops_per_token", "memory_weights_bytes",
+                          "memory_optimizer_bytes", "memory_activations_bytes"})
+    EXPECT_GT(j[key].get<double>(), 0) << key;
 }
 
 TEST(Cli, BrokenBundleFilesAreClearErrors) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include "dalle/util/torch_api.h"
 
+#include "dalle/prior/cost.h"
 #include "dalle/prior/loss.h"
 #include "dalle/prior/masks.h"
 #include "dalle/prior/transformer.h"
@@ -148,4 +149,19 @@ TEST(Sampler, SameSeedSameTokens) {
   torch::Generator g1 = step_generator(9, 0, 0), g2 = step_generator(9, 0, 0);
   SamplerSettings s;
   EXPECT_TRUE(torch::equal(sample_image_tokens(prior, text, s, g1), sample_image_tokens(prior, text, s, g2)));
+}
+
+TEST(PriorCost, CountsFollowTheConfigAndMasksSaveAttention) {
+  PriorConfig c = small_prior(4);
+  c.d_model = 64;
+  const PriorCost cost = prior_cost(c, 8, 8, 32, 2);
+  EXPECT_EQ(cost.params, prior_param_count(c, 8, 8, 32));
+  // Sparse masks attend to fewer keys than dense causal attention.
+  EXPECT_LT(cost.train_flops_per_token, cost.train_flops_per_token_dense);
+  // Training is forward + backward (3x), and a cached sampling step is at least the blocks' 24 d^2 L.
+  EXPECT_GT(cost.train_flops_per_token, 3 * 24.0 * 64 * 64 * 4);
+  EXPECT_GE(cost.sample_flops_per_token, 24.0 * 64 * 64 * 4);
+  EXPECT_EQ(cost.weight_bytes, 4 * cost.params);
+  EXPECT_EQ(cost.optimizer_bytes, 12 * cost.params);
+  EXPECT_EQ(prior_cost(c, 8, 8, 32, 4).activation_bytes, 2 * cost.activation_bytes);
 }

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
+#include "dalle/prior/cost.h"
 #include "dalle/prior/masks.h"
 #include "dalle/util/fs.h"
 
@@ -15,6 +16,7 @@ namespace {
 struct InfoFlags {
   std::string config;
   std::string model;
+  int64_t batch = 1;
 };
 
 int run_info(const InfoFlags& f) {
@@ -27,7 +29,8 @@ int run_info(const InfoFlags& f) {
   const int grid = c.vae.grid();
   nlohmann::json masks = nlohmann::json::array();
   for (MaskType t : layer_mask_types(c.prior.layers)) masks.push_back(mask_type_name(t));
-  const int64_t prior = prior_param_count(c.prior, grid, grid, c.vae.vocab);
+  const PriorCost cost = prior_cost(c.prior, grid, grid, c.vae.vocab, f.batch);
+  const int64_t prior = cost.params;
   nlohmann::json out = {
       {"config", path},
       {"name", c.name},
@@ -41,6 +44,13 @@ int run_info(const InfoFlags& f) {
       {"text_vocab", c.prior.text_vocab},
       {"sequence_len", c.prior.text_len + grid * grid},
       {"layer_masks", masks},
+      {"train_flops_per_token", cost.train_flops_per_token},
+      {"train_flops_per_token_dense_attention", cost.train_flops_per_token_dense},
+      {"sample_flops_per_token", cost.sample_flops_per_token},
+      {"memory_batch", f.batch},
+      {"memory_weights_bytes", cost.weight_bytes},
+      {"memory_optimizer_bytes", cost.optimizer_bytes},
+      {"memory_activations_bytes", cost.activation_bytes},
   };
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
@@ -53,6 +63,8 @@ void register_info(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand("info", "Print a config's or bundle's sizes as JSON (no weights allocated)");
   cmd->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper); default tiny");
   cmd->add_option("-m,--model", f.model, "A model bundle folder instead of a config");
+  cmd->add_option("-b,--batch", f.batch, "Batch size for the activation-memory estimate")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->callback([&action] { action = [] { return run_info(f); }; });
 }
 

@@ -1,0 +1,60 @@
+#include "dalle/prior/cost.h"
+
+#include "dalle/prior/masks.h"
+#include "dalle/prior/transformer.h"
+
+namespace dalle {
+
+namespace {
+
+// Mean number of keys an image query may attend under `type` (text keys included).
+double mean_image_keys(MaskType type, const MaskShape& shape) {
+  const int n = shape.grid_h * shape.grid_w;
+  double total = 0;
+  for (int q = 0; q < n; ++q) {
+    int allowed = 0;
+    for (int k = 0; k <= q; ++k) allowed += image_mask_allows(type, shape, q, k);
+    total += allowed;
+  }
+  return shape.text_len + total / n;
+}
+
+}  // namespace
+
+PriorCost prior_cost(const PriorConfig& c, int grid_h, int grid_w, int image_vocab, int64_t batch) {
+  const double d = c.d_model;
+  const double t = c.text_len;
+  const double n = static_cast<double>(grid_h) * grid_w;
+  const double len = t + n;
+  const MaskShape shape{c.text_len, grid_h, grid_w, c.conv_kernel};
+  const auto masks = layer_mask_types(c.layers);
+
+  // Matrix products per token and layer: qkv 3d^2, projection d^2, MLP 8d^2 -> 2 * 12 d^2 FLOPs.
+  const double block_matmul = 2.0 * 12.0 * d * d * c.layers;
+  // Logits: text positions over text + pad ids, image positions over image ids.
+  const double head = 2.0 * d * ((t - 1) * (c.text_vocab + t) + n * image_vocab) / len;
+  const double text_keys = (t + 1) / 2.0;  // causal text queries
+  double attention = 0, attention_dense = 0, sample_attention = 0;
+  for (MaskType type : masks) {
+    const double image_keys = mean_image_keys(type, shape);
+    // QK^T and AV: 2 * 2 * d FLOPs per key.
+    attention += 4.0 * d * (t * text_keys + n * image_keys) / len;
+    attention_dense += 4.0 * d * (len + 1) / 2.0;
+    sample_attention += 4.0 * d * image_keys;
+  }
+  PriorCost cost;
+  cost.params = prior_param_count(c, grid_h, grid_w, image_vocab);
+  cost.train_flops_per_token = 3.0 * (block_matmul + head + attention);
+  cost.train_flops_per_token_dense = 3.0 * (block_matmul + head + attention_dense);
+  cost.sample_flops_per_token = block_matmul + 2.0 * d * image_vocab + sample_attention;
+  cost.weight_bytes = 4 * cost.params;
+  cost.optimizer_bytes = 3 * 4 * cost.params;
+  // Per token and layer, kept for backward: residual in, two LayerNorm outputs, qkv (3d),
+  // attention output, MLP hidden before and after GELU (8d) = 14d floats, plus the attention
+  // probabilities (heads x allowed keys, dense here: the reference kernel keeps them all).
+  const double per_token_layer = 14.0 * d + c.heads * len;
+  cost.activation_bytes = static_cast<int64_t>(4.0 * batch * len * (per_token_layer * c.layers + (c.text_vocab + t + image_vocab)));
+  return cost;
+}
+
+}  // namespace dalle
