@@ -5,15 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "dalle/bundle/bundle.h"
-#include "dalle/data/image_folder.h"
 #include "dalle/data/shapes.h"
-#include "dalle/data/token_set.h"
 #include "dalle/train/prior_trainer.h"
 #include "dalle/train/vae_trainer.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/threads.h"
 #include "dalle/util/torch_api.h"
+#include "dalle/vae/encode_folder.h"
 
 using namespace dalle;
 namespace fs = std::filesystem;
@@ -47,18 +45,7 @@ int main(int argc, char** argv) {
     vae_loss[p] = r.last_loss;
   }
   // Tokens for the prior from the fp32 dVAE.
-  {
-    ModelConfig vc;
-    Dvae vae = vae_load((dir / "vae_fp32").string(), &vc);
-    ImageSet set = image_set_load((dir / "shapes").string(), vc.vae.image_size, true, 0);
-    torch::InferenceMode guard;
-    TokenSet tokens;
-    tokens.tokens = vae->encode_images(set.images);
-    tokens.captions = set.captions;
-    token_set_write((dir / "tokens").string(), tokens);
-    config_save((dir / "tokens" / "config.json").string(), vc);
-    fs::copy_file(dir / "vae_fp32" / "vae.safetensors", dir / "tokens" / "vae.safetensors");
-  }
+  vae_encode_folder((dir / "vae_fp32").string(), (dir / "shapes").string(), (dir / "tokens").string());
   for (int p = 0; p < 2; ++p) {
     PriorTrainOptions o;
     o.data = (dir / "tokens").string();

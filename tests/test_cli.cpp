@@ -9,6 +9,7 @@
 #include "dalle/io/image.h"
 #include "dalle/util/fs.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 using namespace dalle;
 namespace fs = std::filesystem;
@@ -55,8 +56,7 @@ std::string png_text(const std::string& path, const std::string& key) {
 }  // namespace
 
 TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
-  const fs::path dir = fs::temp_directory_path() / "dalle_test_e2e";
-  fs::remove_all(dir);
+  const fs::path dir = test::scratch_dir("e2e");
   const std::string d = dir.string();
 
   CliRun r = dalle_run("data shapes -n 800 --size 32 -s 1 -o " + d + "/shapes");
@@ -170,8 +170,7 @@ TEST(Cli, InfoPrintsThePapersCountsWithoutAllocating) {
 }
 
 TEST(Cli, BrokenBundleFilesAreClearErrors) {
-  const fs::path dir = fs::temp_directory_path() / "dalle_test_broken_bundle";
-  fs::remove_all(dir);
+  const fs::path dir = test::scratch_dir("broken_bundle") / "bundle";
   fs::copy(fs::path(DALLE_SOURCE_DIR) / "models/default", dir, fs::copy_options::recursive);
   const std::string d = dir.string();
   // Truncated weights.
@@ -199,8 +198,7 @@ TEST(Cli, BrokenBundleFilesAreClearErrors) {
 }
 
 TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
-  const std::string out = (fs::temp_directory_path() / "dalle_test_default.png").string();
-  fs::remove(out);
+  const std::string out = (test::scratch_dir("default") / "out.png").string();
   CliRun r = dalle_run("generate -p \"a red circle\" -s 1 -n 1 -o " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(png_text(out, "prompt"), "a red circle");

@@ -9,6 +9,7 @@
 #include "dalle/io/image.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
+#include "test_util.h"
 
 using namespace dalle;
 namespace fs = std::filesystem;
@@ -30,9 +31,7 @@ void write_text(const fs::path& path, const std::string& text) {
 }  // namespace
 
 TEST(ImageFolder, BadFilesAreSkippedAndCountedGoodOnesKept) {
-  const fs::path dir = fs::temp_directory_path() / "dalle_test_bad_folder";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::scratch_dir("bad_folder");
   image_save_png((dir / "a_good.png").string(), solid(20, 10));
   write_text(dir / "a_good.txt", "a grey square\n\n  second caption  \n");
   image_save_png((dir / "b_good_wide.png").string(), solid(20, 200));  // no caption file
@@ -66,9 +65,7 @@ TEST(ImageFolder, BadFilesAreSkippedAndCountedGoodOnesKept) {
 
 TEST(ImageFolder, MissingOrEmptyFolderIsAClearError) {
   EXPECT_THROW(image_set_load("/nonexistent/folder", 8, false, 1), Error);
-  const fs::path dir = fs::temp_directory_path() / "dalle_test_empty_folder";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = test::scratch_dir("empty_folder");
   try {
     image_set_load(dir.string(), 8, false, 1);
     FAIL();

@@ -8,13 +8,14 @@
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 using namespace dalle;
 
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("dalle_test_" + name)).string();
+  return (test::scratch_dir("safetensors") / name).string();
 }
 
 SafeTensors sample_file() {

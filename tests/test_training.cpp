@@ -8,9 +8,7 @@
 #include <fstream>
 
 #include "dalle/bundle/bundle.h"
-#include "dalle/data/image_folder.h"
 #include "dalle/data/shapes.h"
-#include "dalle/data/token_set.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
@@ -18,7 +16,9 @@
 #include "dalle/train/vae_trainer.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
+#include "dalle/vae/encode_folder.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 using namespace dalle;
 namespace fs = std::filesystem;
@@ -26,10 +26,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("dalle_test_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
+  return test::scratch_dir(name).string();
 }
 
 std::vector<double> losses(const std::string& metrics_path) {
@@ -186,19 +183,7 @@ TEST(Precision, Bf16TrainingTracksFp32) {
     o.quiet = true;
     vae[p] = vae_train(c, o);
   }
-  // A token folder from the fp32 dVAE, as `dalle vae encode` makes it.
-  ModelConfig vc;
-  Dvae model = vae_load(dir + "/vae_fp32", &vc);
-  ImageSet set = image_set_load(dir + "/shapes", vc.vae.image_size, true, 1);
-  TokenSet tokens;
-  {
-    torch::NoGradGuard g;
-    tokens.tokens = model->encode_images(set.images);
-  }
-  tokens.captions = set.captions;
-  token_set_write(dir + "/tokens", tokens);
-  config_save(dir + "/tokens/config.json", vc);
-  fs::copy_file(dir + "/vae_fp32/vae.safetensors", dir + "/tokens/vae.safetensors");
+  vae_encode_folder(dir + "/vae_fp32", dir + "/shapes", dir + "/tokens");
   for (int p = 0; p < 2; ++p) {
     PriorTrainOptions o;
     o.data = dir + "/tokens";

@@ -7,9 +7,9 @@
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
-#include "dalle/data/token_set.h"
 #include "dalle/io/image.h"
 #include "dalle/train/vae_trainer.h"
+#include "dalle/vae/encode_folder.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
@@ -58,34 +58,20 @@ int run_train(const VaeFlags& f) {
 
 int run_encode(const VaeFlags& f) {
   apply_threads(f.threads);
-  ModelConfig config;
-  Dvae vae = vae_load(f.vae, &config);
-  ProgressBar load_bar("loading images", 1, "img");
-  ImageSet set = image_set_load(f.data, config.vae.image_size, /*require_captions=*/false, f.threads, f.max_images,
-                                [&](int64_t done, int64_t total) {
-                                  load_bar.set_total(total);
-                                  load_bar.update(done);
-                                });
-  load_bar.finish();
-  torch::InferenceMode inference;
-  const int64_t n = set.images.size(0);
-  TokenSet tokens;
-  tokens.tokens = torch::empty({n, config.vae.grid(), config.vae.grid()}, torch::kLong);
-  tokens.captions = set.captions;
-  ProgressBar bar("encoding", n, "img");
-  for (int64_t i = 0; i < n; i += f.batch) {
-    const int64_t b = std::min<int64_t>(f.batch, n - i);
-    tokens.tokens.narrow(0, i, b).copy_(vae->encode_images(set.images.narrow(0, i, b)));
-    bar.update(i + b);
-  }
-  bar.finish();
-  token_set_write(f.out, tokens);
-  // The tokens travel with the VAE that made them.
-  config_save(path_join(f.out, kConfigFile), config);
-  std::filesystem::copy_file(path_join(f.vae, kVaeWeightsFile), path_join(f.out, kVaeWeightsFile),
-                             std::filesystem::copy_options::overwrite_existing);
-  std::fprintf(stderr, "vae encode: %lld images -> %s (%dx%d tokens, %lld skipped)\n", static_cast<long long>(n),
-               f.out.c_str(), config.vae.grid(), config.vae.grid(), static_cast<long long>(set.skipped));
+  ProgressBar load_bar("loading images", 1, "img"), encode_bar("encoding", 1, "img");
+  EncodeFolderOptions o;
+  o.batch = f.batch;
+  o.threads = f.threads;
+  o.max_images = f.max_images;
+  o.progress = [&](const char* stage, int64_t done, int64_t total) {
+    ProgressBar& bar = std::string(stage) == "loading" ? load_bar : encode_bar;
+    bar.set_total(total);
+    bar.update(done);
+    if (done == total) bar.finish();
+  };
+  const EncodeFolderResult r = vae_encode_folder(f.vae, f.data, f.out, o);
+  std::fprintf(stderr, "vae encode: %lld images -> %s (%dx%d tokens, %lld skipped)\n",
+               static_cast<long long>(r.encoded), f.out.c_str(), r.grid, r.grid, static_cast<long long>(r.skipped));
   return 0;
 }
 
