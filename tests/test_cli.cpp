@@ -119,6 +119,7 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
   auto a = read_jsonl(d + "/p10/metrics.jsonl"), b = read_jsonl(d + "/p20/metrics.jsonl");
   ASSERT_EQ(a.size(), 20u);
   for (size_t i = 0; i < 20; ++i) EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+  if (!HasFailure()) fs::remove_all(dir);  // keep the artefacts of a failed run for inspection
 }
 
 TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
