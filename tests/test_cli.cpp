@@ -102,6 +102,9 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
   ASSERT_EQ(r.code, 0) << r.output;
   r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 -o " + d + "/b.png");
   ASSERT_EQ(r.code, 0) << r.output;
+  r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 --cfg-scale 3 --top-k 20 -o " + d + "/g.png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(png_text(d + "/g.png", "sampler").find("cfg_scale: 3"), std::string::npos);
   EXPECT_EQ(read_file_bytes(d + "/a-1.png"), read_file_bytes(d + "/b-1.png"));
   EXPECT_EQ(read_file_bytes(d + "/a.png"), read_file_bytes(d + "/b.png"));
   EXPECT_EQ(png_text(d + "/a-2.png", "prompt"), "a red circle");

@@ -8,6 +8,7 @@
 #include "dalle/sample/sampler.h"
 #include "dalle/text/tokenizer.h"
 #include "dalle/train/checkpoint.h"
+#include "dalle/util/error.h"
 
 using namespace dalle;
 
@@ -164,4 +165,28 @@ TEST(PriorCost, CountsFollowTheConfigAndMasksSaveAttention) {
   EXPECT_EQ(cost.weight_bytes, 4 * cost.params);
   EXPECT_EQ(cost.optimizer_bytes, 12 * cost.params);
   EXPECT_EQ(prior_cost(c, 8, 8, 32, 4).activation_bytes, 2 * cost.activation_bytes);
+}
+
+TEST(Sampler, GuidanceScaleOneIsPlainSamplingAndZeroIsUnconditional) {
+  torch::manual_seed(4);
+  Prior prior(small_prior(3), 2, 3, 10);
+  prior->eval();
+  torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);
+  torch::Tensor uncond = torch::tensor(pad_text({}, 6, 20)).unsqueeze(0).expand({2, 6}).contiguous();
+  SamplerSettings plain, one, zero;
+  one.cfg_scale = 1.0;
+  zero.cfg_scale = 0.0;
+  auto sample = [&](const torch::Tensor& t, const SamplerSettings& s) {
+    torch::Generator g = step_generator(5, 0, 0);
+    return sample_image_tokens(prior, t, s, g, {}, uncond);
+  };
+  EXPECT_TRUE(torch::equal(sample(text, one), sample(text, plain)));
+  // cfg 0 keeps only the unconditional logits: the same as sampling with the empty caption.
+  EXPECT_TRUE(torch::equal(sample(text, zero), sample(uncond, plain)));
+  // Guidance without the unconditional batch is an error, not a silent fallback.
+  SamplerSettings strong;
+  strong.cfg_scale = 3.0;
+  torch::Generator g = step_generator(5, 0, 0);
+  EXPECT_THROW(sample_image_tokens(prior, text, strong, g), Error);
+  EXPECT_EQ(sample(text, strong).sizes(), (std::vector<int64_t>{2, 6}));
 }

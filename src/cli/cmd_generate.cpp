@@ -26,6 +26,7 @@ struct GenerateFlags {
   double temperature = 1.0;
   int top_k = 0;
   double top_p = 1.0;
+  double cfg_scale = 1.0;
   int threads = 0;
   bool json = false;
 };
@@ -46,7 +47,7 @@ int run_generate(const GenerateFlags& f) {
   request.count = f.count;
   request.batch = std::min(f.batch, f.count);
   request.seed = seed;
-  request.sampler = {f.temperature, f.top_k, f.top_p};
+  request.sampler = {f.temperature, f.top_k, f.top_p, f.cfg_scale};
   if (!f.json) std::fprintf(stderr, "generate: \"%s\" with %s, seed %llu\n", f.prompt.c_str(), model.c_str(),
                             static_cast<unsigned long long>(seed));
   ProgressBar bar("sampling", 1, "tok");
@@ -57,8 +58,8 @@ int run_generate(const GenerateFlags& f) {
   bar.finish();
 
   char settings[256];
-  std::snprintf(settings, sizeof(settings), "temperature: %g, top_k: %d, top_p: %g, n: %d, batch: %d",
-                f.temperature, f.top_k, f.top_p, f.count, request.batch);
+  std::snprintf(settings, sizeof(settings), "temperature: %g, top_k: %d, top_p: %g, cfg_scale: %g, n: %d, batch: %d",
+                f.temperature, f.top_k, f.top_p, f.cfg_scale, f.count, request.batch);
   auto metadata = [&](int index) {
     return PngText{{"prompt", f.prompt},
                    {"seed", std::to_string(seed)},
@@ -110,6 +111,10 @@ void register_generate(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", f.top_p, "Nucleus sampling: smallest token set with this much mass (1 = off)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--cfg-scale", f.cfg_scale,
+                  "Classifier-free guidance: > 1 follows the caption more closely (1 = off; best with a model "
+                  "trained with prior_train.caption_drop > 0)")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   cmd->add_flag("--json", f.json, "Print the written paths as JSON on stdout");
   add_threads_option(cmd, f.threads);
   cmd->callback([&action] { action = [] { return run_generate(f); }; });

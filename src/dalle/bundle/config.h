@@ -67,6 +67,7 @@ struct PriorTrainConfig {
   int64_t plateau_window = 1000;      // steps per loss average when checking for a plateau
   int max_halvings = 5;
   double val_fraction = 0.02;
+  double caption_drop = 0.0;  // (ours) replace a caption by all pads with this probability (guidance)
 };
 
 struct ModelConfig {

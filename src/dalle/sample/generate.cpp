@@ -19,6 +19,7 @@ std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateReques
   if (request.batch < 1) throw Error("generate: batch size must be at least 1");
   torch::InferenceMode inference;
   const torch::Tensor text = encode_caption(bundle, request.prompt);
+  const torch::Tensor uncond = encode_caption(bundle, "");  // all pad ids: the guidance baseline
   const int64_t per_image = bundle.prior->image_tokens();
   const int64_t total = per_image * request.count;
   const int grid = bundle.config.vae.grid();
@@ -30,7 +31,8 @@ std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateReques
         bundle.prior, text.expand({b, text.size(1)}).contiguous(), request.sampler, gen,
         [&](int64_t i) {
           if (on_progress) on_progress(start * per_image + (i + 1) * b, total);
-        });
+        },
+        uncond.expand({b, uncond.size(1)}).contiguous());
     torch::Tensor images = bundle.vae->decode_tokens(tokens.view({b, grid, grid}));
     for (int i = 0; i < b; ++i) out.push_back({image_from_tensor(images[i]), start + i});
   }

@@ -26,18 +26,27 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
 }
 
 torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const SamplerSettings& s,
-                                  torch::Generator& gen, const std::function<void(int64_t)>& on_token) {
+                                  torch::Generator& gen, const std::function<void(int64_t)>& on_token,
+                                  const torch::Tensor& uncond_text) {
   torch::InferenceMode inference;
+  const bool guided = s.cfg_scale != 1.0;
+  if (guided && (!uncond_text.defined() || uncond_text.sizes() != text.sizes()))
+    throw Error("sampling: classifier-free guidance needs an unconditional caption batch");
   const int64_t b = text.size(0);
   const int64_t n = prior->image_tokens();
   torch::Tensor out = torch::empty({b, n}, torch::kLong);
-  KvCache cache = prior->make_cache(b);
-  torch::Tensor logits = prior->prefill(text, cache);
+  KvCache cache = prior->make_cache(guided ? 2 * b : b);
+  torch::Tensor logits = prior->prefill(guided ? torch::cat({text, uncond_text}, 0) : text, cache);
   for (int64_t i = 0; i < n; ++i) {
-    torch::Tensor token = sample_logits(logits, s, gen);
+    torch::Tensor mixed = logits;
+    if (guided) {
+      const torch::Tensor cond = logits.narrow(0, 0, b), uncond = logits.narrow(0, b, b);
+      mixed = uncond + s.cfg_scale * (cond - uncond);
+    }
+    torch::Tensor token = sample_logits(mixed, s, gen);
     out.select(1, i).copy_(token);
     if (on_token) on_token(i);
-    if (i + 1 < n) logits = prior->step(token, i, cache);
+    if (i + 1 < n) logits = prior->step(guided ? torch::cat({token, token}, 0) : token, i, cache);
   }
   return out;
 }

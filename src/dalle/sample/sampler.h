@@ -13,6 +13,9 @@ struct SamplerSettings {
   double temperature = 1.0;
   int top_k = 0;       // 0 = off
   double top_p = 1.0;  // 1 = off
+  // Classifier-free guidance: logits = uncond + cfg_scale * (cond - uncond), where uncond is the
+  // prior's prediction for an all-padding caption. 1 = off (plain conditional sampling).
+  double cfg_scale = 1.0;
 };
 
 // logits [B, V] -> int64 [B].
@@ -20,9 +23,12 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
                             torch::Generator& gen);
 
 // Samples all image tokens for padded captions text [B, T] with the KV cache.
+// `uncond_text` [B, T] (all pad ids) is needed when settings.cfg_scale != 1; guidance runs the
+// conditional and unconditional rows as one batch of 2B.
 // `on_token(i)` is called after image token i of every row is sampled. Returns [B, N].
 torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text,
                                   const SamplerSettings& settings, torch::Generator& gen,
-                                  const std::function<void(int64_t)>& on_token = {});
+                                  const std::function<void(int64_t)>& on_token = {},
+                                  const torch::Tensor& uncond_text = {});
 
 }  // namespace dalle

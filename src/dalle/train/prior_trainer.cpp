@@ -50,13 +50,18 @@ struct Batch {
   torch::Tensor text, image;
 };
 
+// `caption_drop`: probability of replacing a caption by all pads, so the same model also learns
+// the unconditional distribution that classifier-free guidance needs.
 Batch make_batch(const std::vector<std::vector<std::vector<int>>>& captions, const torch::Tensor& tokens,
-                 const std::vector<int64_t>& rows, const PriorConfig& pc, std::mt19937_64& rng) {
+                 const std::vector<int64_t>& rows, const PriorConfig& pc, std::mt19937_64& rng,
+                 double caption_drop = 0.0) {
   std::vector<int64_t> text;
+  static const std::vector<int> no_caption;
   for (int64_t r : rows) {
     const auto& options = captions[static_cast<size_t>(r)];
-    const auto& ids = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
-    const auto padded = pad_text(ids, pc.text_len, pc.text_vocab);
+    const auto& picked = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+    const bool drop = caption_drop > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < caption_drop;
+    const auto padded = pad_text(drop ? no_caption : picked, pc.text_len, pc.text_vocab);
     text.insert(text.end(), padded.begin(), padded.end());
   }
   Batch b;
@@ -219,7 +224,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     double loss_sum = 0, text_sum = 0, image_sum = 0;
     for (int micro = 0; micro < opt.accumulate; ++micro) {
       const auto rows = batch_indices(n_train, tc.batch, step * opt.accumulate + micro, opt.seed);
-      Batch b = make_batch(captions, data.tokens, rows, pc, rng);
+      Batch b = make_batch(captions, data.tokens, rows, pc, rng, tc.caption_drop);
       PriorLogits logits;
       {
         CpuAutocastGuard autocast(bf16);
