@@ -29,7 +29,7 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 # libtorch takes BLAS from the system alternative; point it at the OpenMP OpenBLAS.
 blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
 if [[ -e $blas ]]; then
