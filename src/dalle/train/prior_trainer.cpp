@@ -17,6 +17,7 @@
 #include "dalle/train/checkpoint.h"
 #include "dalle/train/ema.h"
 #include "dalle/train/metrics_log.h"
+#include "dalle/train/precision.h"
 #include "dalle/train/schedules.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
@@ -88,9 +89,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     config.vae_train = vae_config.vae_train;
   }
   PriorTrainConfig& tc = config.prior_train;
-  if (opt.precision != "fp32" && opt.precision != "bf16")
-    throw Error("train: unknown precision '" + opt.precision + "' (fp32 or bf16)");
-  const bool bf16 = opt.precision == "bf16";
+  const bool bf16 = precision_from_name(opt.precision) == Precision::bf16;
   if (opt.steps >= 0) tc.steps = opt.steps;
   const PriorConfig& pc = config.prior;
 

@@ -13,6 +13,7 @@
 #include "dalle/train/checkpoint.h"
 #include "dalle/train/ema.h"
 #include "dalle/train/metrics_log.h"
+#include "dalle/train/precision.h"
 #include "dalle/train/schedules.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
@@ -67,9 +68,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));
   }
   const VaeConfig& vc = config.vae;
-  if (opt.precision != "fp32" && opt.precision != "bf16")
-    throw Error("vae train: unknown precision '" + opt.precision + "' (fp32 or bf16)");
-  const bool bf16 = opt.precision == "bf16";
+  const bool bf16 = precision_from_name(opt.precision) == Precision::bf16;
 
   ProgressBar load_bar("loading images", 0, "img");
   ImageSet data = image_set_load(opt.data, vc.image_size, /*require_captions=*/false, opt.threads,
