@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
+  libutf8proc-dev         # Unicode categories, NFC and lowercasing for the tokenizer
   nlohmann-json3-dev libcli11-dev
   libgtest-dev googletest libbenchmark-dev
   python3-numpy           # only for regenerating test reference files
