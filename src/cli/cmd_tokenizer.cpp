@@ -1,6 +1,7 @@
 // dalle tokenizer: learn a byte-level BPE vocabulary from captions; encode and decode lines.
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -56,9 +57,8 @@ double peak_rss_mib() {
 }
 
 int run_train(const TokenizerFlags& f) {
-  ProgressBar read_bar("read", 1, "file");
+  const auto t0 = std::chrono::steady_clock::now();
   const auto corpus = read_corpus(f.input);
-  read_bar.finish(std::to_string(corpus.size()) + " captions");
   TokenizerTrainOptions o;
   o.vocab_size = f.vocab_size;
   o.bpe.min_frequency = f.min_frequency;
@@ -72,7 +72,8 @@ int run_train(const TokenizerFlags& f) {
   tok.save(f.output);
   std::fprintf(stderr, "tokenizer: %d ids (%zu merges) from %zu captions in %s, peak memory %.0f MiB -> %s\n",
                tok.vocab_size(), tok.spec().vocab.merges.size(), corpus.size(),
-               format_duration(bar.elapsed_seconds() + read_bar.elapsed_seconds()).c_str(), peak_rss_mib(),
+               format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
+               peak_rss_mib(),
                f.output.c_str());
   if (tok.vocab_size() < f.vocab_size)
     std::fprintf(stderr, "tokenizer: stopped early: no pair occurs %d or more times\n", f.min_frequency);
