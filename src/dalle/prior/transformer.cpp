@@ -25,11 +25,27 @@ AttentionBlockImpl::AttentionBlockImpl(int d, int heads, int layers) : heads_(he
   init_linear(proj, 0.02 / std::sqrt(2.0 * layers));
 }
 
+torch::Tensor AttentionBlockImpl::project(const torch::Tensor& x) {
+  const int64_t b = x.size(0), s = x.size(1), d = x.size(2);
+  return qkv(ln(x)).view({b, s, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4});
+}
+
+torch::Tensor AttentionBlockImpl::merge_heads(const torch::Tensor& out) {
+  const int64_t b = out.size(0), s = out.size(2);
+  return proj(out.permute({0, 2, 1, 3}).reshape({b, s, -1}));
+}
+
+torch::Tensor AttentionBlockImpl::forward_sparse(const torch::Tensor& x, const BlockLayout& layout,
+                                                 int64_t text_len, const torch::Tensor& text_bias) {
+  const torch::Tensor qkv_out = project(x);
+  return merge_heads(sparse_masked_attention(qkv_out[0], qkv_out[1], qkv_out[2], layout, text_len, text_bias));
+}
+
 torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bias,
                                           KvCache* cache, int layer) {
-  const int64_t b = x.size(0), s = x.size(1), d = x.size(2);
-  const int64_t hd = d / heads_;
-  torch::Tensor qkv_out = qkv(ln(x)).view({b, s, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  const int64_t s = x.size(1);
+  const int64_t hd = x.size(2) / heads_;
+  torch::Tensor qkv_out = project(x);
   torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // [B, H, S, hd]
   if (cache) {
     const int64_t start = cache->length;
@@ -39,8 +55,7 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
     v = cache->values[layer].narrow(2, 0, start + s);
   }
   torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(hd)) + bias;
-  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
-  return proj(out.permute({0, 2, 1, 3}).reshape({b, s, d}));
+  return merge_heads(torch::matmul(torch::softmax(scores, -1), v));
 }
 
 MlpBlockImpl::MlpBlockImpl(int d, int layers) {
@@ -89,7 +104,9 @@ PriorImpl::PriorImpl(const PriorConfig& config, int grid_h, int grid_w, int imag
     torch::Tensor allowed = dense_attention_mask(type, shape);
     mask_bias_.push_back(torch::zeros(allowed.sizes()).masked_fill(allowed.logical_not(),
                                                                     -INFINITY));
+    layouts_.push_back(block_layout_make(type, shape));
   }
+  text_bias_ = torch::full({t, t}, -INFINITY).triu(1);
 }
 
 torch::Tensor PriorImpl::embed_text(const torch::Tensor& text) {
@@ -110,9 +127,13 @@ torch::Tensor PriorImpl::bias_rows(int layer, int64_t start, int64_t count) cons
 }
 
 torch::Tensor PriorImpl::run_blocks(torch::Tensor x, int64_t start, KvCache* cache) {
+  const bool sparse = !cache && !dense_attention_;
   for (size_t i = 0; i < attn.size(); ++i) {
     const int layer = static_cast<int>(i);
-    x = x + attn[i]->forward(x, bias_rows(layer, start, x.size(1)), cache, layer);
+    if (sparse)
+      x = x + attn[i]->forward_sparse(x, layouts_[static_cast<size_t>(masks_[i])], config_.text_len, text_bias_);
+    else
+      x = x + attn[i]->forward(x, bias_rows(layer, start, x.size(1)), cache, layer);
     x = x + mlp[i]->forward(x);
   }
   if (cache) cache->length = start + x.size(1);

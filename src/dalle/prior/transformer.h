@@ -13,6 +13,7 @@
 
 #include "dalle/bundle/config.h"
 #include "dalle/prior/masks.h"
+#include "dalle/prior/sparse_attention.h"
 
 namespace dalle {
 
@@ -30,10 +31,16 @@ class AttentionBlockImpl : public torch::nn::Module {
   // Without a cache start must be 0. Returns the residual branch (not yet added to x).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache,
                         int layer);
+  // The whole sequence (text_len + N positions) with attention restricted to the mask's windows.
+  torch::Tensor forward_sparse(const torch::Tensor& x, const BlockLayout& layout, int64_t text_len,
+                               const torch::Tensor& text_bias);
   torch::nn::LayerNorm ln{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
 
  private:
+  // ln -> qkv, as [3, B, heads, S, head_dim].
+  torch::Tensor project(const torch::Tensor& x);
+  torch::Tensor merge_heads(const torch::Tensor& out);
   int heads_;
 };
 TORCH_MODULE(AttentionBlock);
@@ -58,6 +65,9 @@ class PriorImpl : public torch::nn::Module {
 
   // text [B, T] int64 (ids with per-position pad ids), image [B, N] int64.
   PriorLogits forward(const torch::Tensor& text, const torch::Tensor& image);
+  // The dense masked computation over all (text + N)^2 pairs: the reference the sparse path is
+  // tested and benchmarked against. Off by default.
+  void use_dense_attention(bool dense) { dense_attention_ = dense; }
 
   // Incremental decoding. `prefill` runs text + start-of-image and returns image logits for
   // image token 0 ([B, image_vocab]); `step` feeds image token `index` and returns the logits
@@ -92,6 +102,9 @@ class PriorImpl : public torch::nn::Module {
   int grid_h_, grid_w_, image_vocab_;
   std::vector<MaskType> masks_;
   std::vector<torch::Tensor> mask_bias_;  // per distinct mask type: additive [L, L]
+  std::vector<BlockLayout> layouts_;      // per distinct mask type
+  torch::Tensor text_bias_;               // causal [T, T]
+  bool dense_attention_ = false;
 };
 TORCH_MODULE(Prior);
 

@@ -16,6 +16,7 @@
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
 #include "dalle/train/ema.h"
+#include "dalle/train/matmul_peak.h"
 #include "dalle/train/metrics_log.h"
 #include "dalle/train/precision.h"
 #include "dalle/train/schedules.h"
@@ -26,19 +27,6 @@
 namespace dalle {
 
 namespace {
-
-// Measured once at start: the fp32 matmul rate MFU is reported against.
-double measure_matmul_peak_flops() {
-  torch::NoGradGuard no_grad;
-  const int64_t n = 1024;
-  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
-  torch::matmul(a, b);
-  const int reps = 5;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i) torch::matmul(a, b);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return 2.0 * n * n * n * reps / s;
-}
 
 // Weight decay applies to matrices only: not to gains, biases or embeddings (SPEC §3).
 bool decays(const std::string& name) {
@@ -150,7 +138,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
                  static_cast<long long>(n_params), static_cast<long long>(n_train),
                  static_cast<long long>(n_val), tokenizer.vocab_size(), config_to_json(config).dump().c_str());
 
-  const double peak = measure_matmul_peak_flops();
+  const double peak = matmul_peak_flops();
   MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
   make_dirs(path_join(opt.out, "samples"));
   Bundle bundle;
