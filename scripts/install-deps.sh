@@ -8,6 +8,8 @@ PACKAGES=(
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
+  libarchive-dev          # WebDataset tar shards (dalle data)
+  libcld2-dev             # caption language filter (dalle data prepare)
   nlohmann-json3-dev libcli11-dev
   libgtest-dev googletest libbenchmark-dev
   python3-numpy           # only for regenerating test reference files
