@@ -55,12 +55,12 @@ int run_prepare(PrepareFlags& f) {
   o.filters.utf8 = f.utf8 == "repair" ? Utf8Policy::repair : Utf8Policy::drop;
   std::fprintf(stderr, "data prepare: %s (%s) -> %s\n", o.input.c_str(),
                source_format_name(detect_source_format(o.input)), o.output.c_str());
-  std::unique_ptr<ProgressBar> bar;
+  ProgressBar bar("prepare", 0, "img");
   const PrepareReport r = prepare_dataset(o, [&](int64_t seen, int64_t total) {
-    if (!bar) bar = std::make_unique<ProgressBar>("prepare", total > 0 ? total : 0, "img");
-    bar->update(seen);
+    bar.set_total(total > 0 ? total : seen);
+    bar.update(seen);
   });
-  if (bar) bar->finish();
+  bar.finish();
   const double pct = r.seen > 0 ? 100.0 * r.kept / r.seen : 0.0;
   std::fprintf(stderr, "data prepare: kept %lld of %lld images (%.1f%%) in %lld shard%s, %.1f MB, %.1f s (%.0f img/s)\n",
                static_cast<long long>(r.kept), static_cast<long long>(r.seen), pct,

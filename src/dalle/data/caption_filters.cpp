@@ -102,9 +102,11 @@ CaptionLanguage caption_language(std::string_view text, std::string* code) {
   CLD2::Language language3[3];
   int percent3[3];
   int text_bytes = 0;
+  // The English hint matters for short captions: without it cld2 calls "an orange rhombus"
+  // Indonesian ("orang"), with it French, German, Spanish, Russian, ... are still detected.
   const CLD2::Language lang = CLD2::DetectLanguageSummary(
-      text.data(), static_cast<int>(text.size()), /*is_plain_text=*/true, language3, percent3,
-      &text_bytes, &reliable);
+      text.data(), static_cast<int>(text.size()), /*is_plain_text=*/true, /*tld_hint=*/"",
+      /*encoding_hint=*/0, /*language_hint=*/CLD2::ENGLISH, language3, percent3, &text_bytes, &reliable);
   if (code) *code = CLD2::LanguageCode(lang);
   if (lang == CLD2::ENGLISH) return CaptionLanguage::english;
   if (lang == CLD2::UNKNOWN_LANGUAGE || lang == CLD2::TG_UNKNOWN_LANGUAGE || !reliable)

@@ -20,7 +20,7 @@ std::string caption_normalize(std::string_view text);
 // counts as a letter, so "café" and "猫" are words).
 int caption_word_count(std::string_view text);
 
-// Language by cld2. English: cld2 says "en". Other: cld2 names another language (and says it
+// Language by cld2, hinted towards English (the paper's data is English-first). English: cld2 says "en". Other: cld2 names another language (and says it
 // is reliable). Unknown: too little signal (cld2 cannot tell on many 2–4 word captions, e.g.
 // "a red circle"); unknown captions are kept: the paper's filter removes non-English text, it
 // does not require proof of English.
