@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "dalle/data/emoji.h"
 #include "dalle/data/prepare.h"
 #include "dalle/data/shapes.h"
 #include "dalle/util/error.h"
@@ -80,8 +81,31 @@ int run_prepare(PrepareFlags& f) {
   return 0;
 }
 
-int not_yet(const char* what) {
-  throw Error(std::string("`dalle data ") + what + "` is not implemented yet (planned in issue 4)");
+struct EmojiFlags {
+  EmojiOptions o;
+  bool offline = false, no_skins = false;
+};
+
+int run_emoji(EmojiFlags& f) {
+  f.o.fetch = !f.offline;
+  f.o.skins = !f.no_skins;
+  if (f.o.cache.empty()) f.o.cache = emoji_default_cache();
+  std::fprintf(stderr, "data emoji: packages in %s\n", f.o.cache.c_str());
+  ProgressBar bar("emoji", 0, "img");
+  const EmojiReport r = emoji_build(f.o, [&](int64_t done, int64_t total) {
+    bar.set_total(total);
+    bar.update(done);
+  });
+  bar.finish();
+  for (const auto& p : r.packs)
+    std::fprintf(stderr, "  %-8s %s %s (%s): %lld images written, %lld without an English label, %lld undecodable\n",
+                 p.pack.name.c_str(), p.pack.package.c_str(), p.resolved_version.c_str(), p.pack.license.c_str(),
+                 static_cast<long long>(p.written), static_cast<long long>(p.no_label),
+                 static_cast<long long>(p.undecodable));
+  std::fprintf(stderr, "data emoji: wrote %lld images + captions (labels: emojibase-data %s) to %s; licences in %s\n",
+               static_cast<long long>(r.written), r.labels_version.c_str(), f.o.output.c_str(),
+               path_join(f.o.output, "LICENSES.md").c_str());
+  return 0;
 }
 
 }  // namespace
@@ -139,9 +163,17 @@ void register_data(CLI::App& app, Action& action) {
   prepare->add_option("--limit", p.o.limit, "Stop after this many input samples");
   add_threads_option(prepare, p.o.threads);
   prepare->callback([&action] { action = [] { return run_prepare(p); }; });
-  CLI::App* emoji = data->add_subcommand("emoji", "Build the emoji dataset from npm packages (not implemented yet)");
-  emoji->allow_extras();
-  emoji->callback([&action] { action = [] { return not_yet("emoji"); }; });
+  static EmojiFlags e;
+  CLI::App* emoji = data->add_subcommand(
+      "emoji", "Build a text-image dataset from the 64x64 emoji of emoji-datasource-google/-twitter and emojibase-data labels (npm)");
+  emoji->add_option("-o,--output", e.o.output, "Output folder (PACK-HEX.png + .txt, LICENSES.md, report.json)")->required();
+  emoji->add_option("--cache", e.o.cache, "Folder for the npm .tgz packages (default: ~/.cache/dalle/npm)");
+  emoji->add_option("--packs", e.o.packs, "Image packs")->delimiter(',')->capture_default_str()
+      ->check(CLI::IsMember({"google", "twitter"}));
+  emoji->add_flag("--offline", e.offline, "Never run npm; use the .tgz files already in the cache");
+  emoji->add_flag("--no-skins", e.no_skins, "Leave out skin-tone variants");
+  add_threads_option(emoji, e.o.threads);
+  emoji->callback([&action] { action = [] { return run_emoji(e); }; });
 }
 
 }  // namespace dalle::cli
