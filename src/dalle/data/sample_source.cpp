@@ -187,19 +187,6 @@ class TsvSource : public SampleSource {
   size_t next_ = 0;
 };
 
-std::vector<std::string> tar_shard_list(const std::string& spec) {
-  std::vector<std::string> shards;
-  if (fs::is_directory(spec)) {
-    for (const auto& entry : fs::directory_iterator(spec))
-      if (entry.is_regular_file() && is_tar_name(entry.path().string())) shards.push_back(entry.path().string());
-    std::sort(shards.begin(), shards.end());
-  } else {
-    shards = expand_braces(spec);
-  }
-  if (shards.empty()) throw file_error(spec, "no tar shards found");
-  return shards;
-}
-
 void expand_into(const std::string& pattern, std::vector<std::string>& out, size_t limit) {
   const size_t open = pattern.find('{');
   if (open == std::string::npos) {
@@ -251,6 +238,19 @@ void expand_into(const std::string& pattern, std::vector<std::string>& out, size
 }
 
 }  // namespace
+
+std::vector<std::string> tar_shard_list(const std::string& spec) {
+  std::vector<std::string> shards;
+  if (fs::is_directory(spec)) {
+    for (const auto& entry : fs::directory_iterator(spec))
+      if (entry.is_regular_file() && is_tar_name(entry.path().string())) shards.push_back(entry.path().string());
+    std::sort(shards.begin(), shards.end());
+  } else {
+    shards = expand_braces(spec);
+  }
+  if (shards.empty()) throw file_error(spec, "no tar shards found");
+  return shards;
+}
 
 bool is_sample_image_extension(const std::string& ext) {
   const std::string e = lowercase(ext);

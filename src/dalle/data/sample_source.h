@@ -52,6 +52,10 @@ std::vector<std::string> expand_braces(const std::string& pattern);
 SourceFormat detect_source_format(const std::string& spec);
 const char* source_format_name(SourceFormat f);
 
+// The shard files of a tar source: a brace pattern expanded, a single file, or the .tar files of a
+// folder in name order. Throws when there are none.
+std::vector<std::string> tar_shard_list(const std::string& spec);
+
 std::unique_ptr<SampleSource> open_sample_source(const std::string& spec,
                                                  const SourceOptions& options = {});
 
