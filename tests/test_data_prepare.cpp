@@ -296,3 +296,20 @@ TEST(DataCli, PrepareThroughTheBinaryKeepsGoodPairsAndReports) {
   EXPECT_EQ(WEXITSTATUS(bad_status), 1) << out;
   EXPECT_NE(out.find("nope"), std::string::npos) << out;
 }
+
+TEST(DataPrepare, AShardThatIsNotATarIsCountedAndTheRunGoesOn) {
+  // Found by the fuzzer: libarchive refuses such a file at open time, which used to abort the run.
+  const fs::path dir = test::scratch_dir("prepare_not_tar");
+  make_dirs((dir / "in").string());
+  test::write_tar(dir / "in" / "a.tar", {{"k.png", test::png_bytes(80, 80, 1)},
+                                          {"k.txt", test::bytes_of("a striped square of many colours")}});
+  test::write_bytes(dir / "in" / "b.tar", test::png_bytes(80, 80, 2));
+  test::write_bytes(dir / "in" / "c.tar", {});
+  PrepareOptions o;
+  o.input = (dir / "in").string();
+  o.output = (dir / "out").string();
+  const PrepareReport r = prepare_dataset(o);
+  EXPECT_EQ(r.kept, 1);
+  EXPECT_EQ(r.dropped.at("tar_corrupt"), r.seen - 1);
+  EXPECT_GE(r.dropped.at("tar_corrupt"), 1);
+}

@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -63,16 +64,23 @@ void TarShardSource::close_shard() {
 bool TarShardSource::open_next_shard() {
   if (shard_ >= shards_.size()) return false;
   const std::string& path = shards_[shard_];
+  // A shard that is missing or unreadable is the user's mistake (a wrong pattern): an error.
+  // One that exists but is not a tar is bad data: counted, and the run goes on.
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    throw file_error(path, std::string("cannot open tar shard: ") + std::strerror(errno));
+  }
   ar_ = archive_read_new();
   archive_read_support_format_tar(ar_);
   archive_read_support_filter_all(ar_);  // .tar.gz / .tgz shards too
-  if (archive_read_open_filename(ar_, path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    const std::string why = archive_error_string(ar_) ? archive_error_string(ar_) : "cannot open";
-    archive_read_free(ar_);
-    ar_ = nullptr;
-    throw file_error(path, "cannot open tar shard: " + why);
-  }
   opened_ = true;
+  if (archive_read_open_filename(ar_, path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    corrupt_ = true;
+    corrupt_detail_ = archive_error_string(ar_) ? archive_error_string(ar_) : "not a tar file";
+    have_pending_ = false;
+    return true;
+  }
   have_pending_ = read_member();
   return true;
 }

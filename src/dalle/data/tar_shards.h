@@ -15,9 +15,9 @@ struct archive;
 
 namespace dalle {
 
-// Reads samples from `shards` in order. A shard that cannot be opened throws; a shard that is
-// corrupt or truncated part-way yields one sample with reason `tar_corrupt` and reading goes on
-// with the next shard.
+// Reads samples from `shards` in order. A shard that is missing or unreadable throws; one that
+// is not a tar, or is corrupt or truncated part-way, yields one sample with reason `tar_corrupt`
+// (after the samples read before the damage) and reading goes on with the next shard.
 class TarShardSource : public SampleSource {
  public:
   TarShardSource(std::vector<std::string> shards, SourceOptions options);
