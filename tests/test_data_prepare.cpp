@@ -265,6 +265,13 @@ TEST(DataPrepare, MissingInputIsOneClearError) {
   }
   o.input = "/nonexistent/dalle/shard-{0..3}.tar";
   EXPECT_THROW(prepare_dataset(o), Error);
+  // Writing into the input's own folder would delete the shards being read.
+  const fs::path dir = test::scratch_dir("prepare_in_is_out");
+  test::write_tar(dir / "shard-000000.tar", {{"k.txt", test::bytes_of("a caption of some words")}});
+  o.input = (dir / "shard-000000.tar").string();
+  o.output = dir.string();
+  EXPECT_THROW(prepare_dataset(o), Error);
+  EXPECT_TRUE(fs::exists(dir / "shard-000000.tar"));
 }
 
 TEST(DataCli, PrepareThroughTheBinaryKeepsGoodPairsAndReports) {

@@ -106,6 +106,11 @@ PrepareReport prepare_dataset(const PrepareOptions& o, const std::function<void(
   if (o.shard_size <= 0) throw Error("shard size must be positive");
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<SampleSource> source = open_sample_source(o.input, o.source);
+  // Old shards in OUT are removed below: OUT must not be where the input lives.
+  const fs::path input_dir = fs::is_directory(o.input) ? fs::path(o.input) : fs::path(o.input).parent_path();
+  std::error_code ec;
+  if (fs::exists(o.output) && fs::equivalent(input_dir.empty() ? "." : input_dir, o.output, ec))
+    throw file_error(o.output, "the output folder is the input's folder; pick another -o");
   make_dirs(o.output);
   for (const auto& entry : fs::directory_iterator(o.output))
     if (entry.is_regular_file() && is_our_shard(entry.path().filename().string())) fs::remove(entry.path());
