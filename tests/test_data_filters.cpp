@@ -43,6 +43,11 @@ TEST(DataFilters, BoilerplateCaptionsAreRecognisedAndRealOnesKept) {
                            "the march of the penguins across the ice"})
     EXPECT_LE(caption_boilerplate_fraction(real), 0.5) << real;
   EXPECT_EQ(caption_boilerplate_fraction(""), 0.0);
+  // Long words skip the regex (found by the fuzzer: its cost was quadratic in the word length;
+  // this call took seconds before the fix).
+  EXPECT_EQ(caption_boilerplate_fraction(std::string(1 << 20, 'a')), 0.0);
+  EXPECT_EQ(caption_boilerplate_fraction("https://example.com/" + std::string(200, 'a')), 1.0);
+  EXPECT_EQ(caption_boilerplate_fraction("a red apple " + std::string(200, '7') + " on a table"), 0.0);
 }
 
 TEST(DataFilters, LanguageDetectionDropsOtherLanguagesOnlyWhenSure) {

@@ -161,10 +161,27 @@ const std::unordered_set<std::string>& function_words() {
 }  // namespace
 
 double caption_boilerplate_fraction(std::string_view text) {
-  // Bounded: libstdc++'s regex recurses per character, and captions longer than this are
-  // refused as too long before they get here.
-  std::string lower(text.substr(0, 4096));
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // libstdc++'s regex tries every start position and its `\S+` runs to the end of the word, so
+  // its cost grows with the square of the longest word (the fuzzer found a 7 KB word taking
+  // seconds). Words are therefore capped before the regex sees them: a long word is a URL or one
+  // content word, decided without the regex; whitespace runs become one space.
+  std::string lower;
+  lower.reserve(std::min<size_t>(text.size(), 4096) + 8);
+  for (size_t i = 0; i < text.size() && lower.size() < 4096;) {
+    while (i < text.size() && is_space_or_control(static_cast<unsigned char>(text[i]))) ++i;
+    size_t j = i;
+    while (j < text.size() && !is_space_or_control(static_cast<unsigned char>(text[j]))) ++j;
+    if (j == i) break;
+    std::string word(text.substr(i, j - i));
+    for (auto& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (word.size() > 64) {
+      const bool url = word.rfind("http://", 0) == 0 || word.rfind("https://", 0) == 0 || word.rfind("www.", 0) == 0;
+      word = url ? "\x01" : "x";
+    }
+    lower += word;
+    lower += ' ';
+    i = j;
+  }
   const std::string marked = std::regex_replace(lower, boilerplate_spans(), " \x01 ");
   int boiler = 0, content = 0;
   size_t i = 0;
