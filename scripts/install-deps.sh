@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
+  libutf8proc-dev         # Unicode categories, NFC and lowercasing for the tokenizer
   libarchive-dev          # WebDataset tar shards (dalle data)
   libcld2-dev             # caption language filter (dalle data prepare)
   clang libclang-rt-14-dev  # libFuzzer for scripts/fuzz.sh (the data-path fuzz target)

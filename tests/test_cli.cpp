@@ -211,3 +211,43 @@ TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
   const Image img = image_load(out);
   EXPECT_GE(img.width, 32);
 }
+
+TEST(Cli, TokenizerEncodesAndDecodesStdinLineByLine) {
+  const fs::path dir = test::scratch_dir("tokenizer_cli");
+  const std::string bpe = std::string(DALLE_TEST_DATA_DIR) + "/bpe";
+  const std::string corpus = bpe + "/corpus.txt", ids = (dir / "ids.txt").string();
+  // GPT-2's folder: the ids of tiktoken for every line, empty lines included.
+  CliRun r = dalle_run("tokenizer encode --tokenizer " + bpe + "/gpt2 < " + corpus + " > " + ids);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(read_file_text(ids) == read_file_text(bpe + "/gpt2-ids.txt")) << "ids differ from tiktoken's";
+  const std::string text = (dir / "text.txt").string();
+  r = dalle_run("tokenizer decode --tokenizer " + bpe + "/hf-gpt2/tokenizer.json < " + ids + " > " + text);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(read_file_text(text) == read_file_text(corpus)) << "decode(encode(corpus)) != corpus";
+  // Dropout: seeded, and a different tokenisation of the same text.
+  const std::string d1 = (dir / "d1.txt").string(), d2 = (dir / "d2.txt").string();
+  for (const std::string& out : {d1, d2})
+    ASSERT_EQ(dalle_run("tokenizer encode --tokenizer " + bpe + "/gpt2 --dropout 0.1 -s 5 < " + corpus + " > " + out).code, 0);
+  EXPECT_EQ(read_file_text(d1), read_file_text(d2));
+  EXPECT_NE(read_file_text(d1), read_file_text(ids));
+  // Training writes a tokenizer the other commands read.
+  const std::string tok = (dir / "tok.json").string();
+  r = dalle_run("tokenizer train -i " + corpus + " --vocab-size 700 -o " + tok);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("700 ids"), std::string::npos) << r.output;
+  r = dalle_run("tokenizer encode --tokenizer " + tok + " < " + corpus + " > " + ids);
+  ASSERT_EQ(r.code, 0) << r.output;
+  // Bad input: a missing tokenizer, a word that is not an id, an id outside the vocabulary.
+  r = dalle_run("tokenizer encode --tokenizer " + (dir / "missing.json").string() + " < " + corpus);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("missing.json"), std::string::npos) << r.output;
+  const std::string bad = (dir / "bad.txt").string();
+  write_file_atomic(bad, "1 2 x3\n");
+  r = dalle_run("tokenizer decode --tokenizer " + tok + " < " + bad);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("line 1: 'x3' is not a token id"), std::string::npos) << r.output;
+  write_file_atomic(bad, "1 99999\n");
+  r = dalle_run("tokenizer decode --tokenizer " + tok + " < " + bad);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("outside the vocabulary"), std::string::npos) << r.output;
+}

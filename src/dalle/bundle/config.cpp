@@ -64,7 +64,7 @@ const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
       DALLE_FIELD(PriorTrainConfig, text_loss_weight),
       DALLE_FIELD(PriorTrainConfig, plateau_window),
       DALLE_FIELD(PriorTrainConfig, max_halvings), DALLE_FIELD(PriorTrainConfig, val_fraction),
-      DALLE_FIELD(PriorTrainConfig, caption_drop)};
+      DALLE_FIELD(PriorTrainConfig, caption_drop), DALLE_FIELD(PriorTrainConfig, bpe_dropout)};
   return f;
 }
 
@@ -177,6 +177,7 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(p.conv_kernel >= 1 && p.conv_kernel % 2 == 1, "prior.conv_kernel must be odd");
   need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
   need(c.prior_train.caption_drop >= 0 && c.prior_train.caption_drop < 1, "prior_train.caption_drop must be in [0, 1)");
+  need(c.prior_train.bpe_dropout >= 0 && c.prior_train.bpe_dropout < 1, "prior_train.bpe_dropout must be in [0, 1)");
 }
 
 }  // namespace dalle

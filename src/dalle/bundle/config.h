@@ -68,6 +68,7 @@ struct PriorTrainConfig {
   int max_halvings = 5;
   double val_fraction = 0.02;
   double caption_drop = 0.0;  // (ours) replace a caption by all pads with this probability (guidance)
+  double bpe_dropout = 0.1;   // skip each applicable BPE merge with this probability when training
 };
 
 struct ModelConfig {

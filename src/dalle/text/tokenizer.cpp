@@ -1,97 +1,123 @@
 #include "dalle/text/tokenizer.h"
 
-#include <nlohmann/json.hpp>
+#include <mutex>
+#include <unordered_map>
 
-#include <algorithm>
-#include <cctype>
-#include <map>
-
+#include "dalle/text/pretokenize.h"
+#include "dalle/text/tokenizer_files.h"
+#include "dalle/text/unicode.h"
 #include "dalle/util/error.h"
-#include "dalle/util/fs.h"
 
 namespace dalle {
 
-std::vector<std::string> split_words(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  auto flush = [&] {
-    if (!current.empty()) words.push_back(current), current.clear();
-  };
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c >= 0x80 || c == '\'') {
-      current.push_back(static_cast<char>(std::tolower(c)));
-    } else {
-      flush();
-      if (!std::isspace(c) && c != 0) words.emplace_back(1, static_cast<char>(c));
-    }
-  }
-  flush();
-  return words;
+// Captions repeat their words: remembering the ids of short pieces makes encoding several times
+// faster. Bounded; cleared when full.
+struct Tokenizer::PieceCache {
+  static constexpr size_t kMaxPiece = 32;
+  static constexpr size_t kMaxEntries = 1 << 18;
+  std::mutex mutex;
+  std::unordered_map<std::string, std::vector<int>> ids;
+};
+
+Tokenizer::Tokenizer(TokenizerSpec spec)
+    : spec_(std::move(spec)), bpe_(spec_.vocab), cache_(std::make_shared<PieceCache>()) {
+  for (const std::string& s : spec_.special_tokens)
+    if (bpe_.find(s) < 0) throw Error("special token '" + s + "' is not in the vocabulary");
 }
 
-Tokenizer Tokenizer::train(const std::vector<std::string>& captions, int max_vocab) {
-  if (max_vocab < 2) throw Error("tokenizer: vocabulary size must be at least 2");
-  std::map<std::string, int64_t> counts;
-  for (const auto& c : captions)
-    for (const auto& w : split_words(c)) ++counts[w];
-  std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-  Tokenizer tok;
-  tok.words_.push_back("<unk>");
-  for (const auto& [word, count] : sorted) {
-    if (static_cast<int>(tok.words_.size()) >= max_vocab) break;
-    tok.words_.push_back(word);
-  }
-  for (size_t i = 0; i < tok.words_.size(); ++i) tok.index_[tok.words_[i]] = static_cast<int>(i);
-  return tok;
+Tokenizer Tokenizer::train(const std::vector<std::string>& corpus, const TokenizerTrainOptions& options) {
+  const int specials = static_cast<int>(options.special_tokens.size());
+  if (options.vocab_size < 256 + specials)
+    throw Error("a byte-level BPE vocabulary needs at least " + std::to_string(256 + specials) +
+                " ids (256 bytes + " + std::to_string(specials) + " special tokens); asked for " +
+                std::to_string(options.vocab_size));
+  BpeTrainOptions bpe = options.bpe;
+  bpe.merges = options.vocab_size - 256 - specials;
+  TokenizerSpec spec;
+  spec.vocab = bpe_train(corpus, bpe);
+  for (const std::string& s : options.special_tokens) spec.vocab.tokens.push_back(s);
+  spec.special_tokens = options.special_tokens;
+  spec.normalization = {bpe.nfc, bpe.lowercase};
+  return Tokenizer(std::move(spec));
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  nlohmann::json j;
+  TokenizerSpec spec = tokenizer_file_read(path);
   try {
-    j = nlohmann::json::parse(read_file_text(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(path, std::string("invalid tokenizer JSON: ") + e.what());
+    return Tokenizer(std::move(spec));
+  } catch (const Error& e) {
+    throw file_error(path, e.what());
   }
-  if (!j.is_object() || j.value("type", "") != "word" || !j.contains("vocab") ||
-      !j["vocab"].is_array())
-    throw file_error(path, "not a dalle word tokenizer (needs \"type\": \"word\" and \"vocab\")");
-  Tokenizer tok;
-  for (const auto& w : j["vocab"]) {
-    if (!w.is_string()) throw file_error(path, "vocab entry " + std::to_string(tok.words_.size()) + " is not a string");
-    const std::string word = w.get<std::string>();
-    if (tok.index_.count(word)) throw file_error(path, "duplicate vocab entry '" + word + "'");
-    tok.index_[word] = static_cast<int>(tok.words_.size());
-    tok.words_.push_back(word);
-  }
-  if (tok.words_.empty() || tok.words_[0] != "<unk>")
-    throw file_error(path, "vocab must start with <unk>");
-  return tok;
 }
 
-void Tokenizer::save(const std::string& path) const {
-  nlohmann::json j = {{"type", "word"}, {"version", 1}, {"lowercase", true}, {"vocab", words_}};
-  write_file_atomic(path, j.dump(1) + "\n");
+void Tokenizer::save(const std::string& path) const { tokenizer_file_write(path, spec_); }
+
+std::string Tokenizer::prepare(std::string_view text) const {
+  std::string s = (spec_.normalization.nfc || spec_.normalization.lowercase)
+                      ? normalize_text(text, spec_.normalization.nfc, spec_.normalization.lowercase)
+                      : std::string(text);
+  if (spec_.add_prefix_space && !s.empty() && s[0] != ' ') s.insert(s.begin(), ' ');
+  return s;
 }
 
-std::vector<int> Tokenizer::encode(const std::string& text) const {
-  std::vector<int> ids;
-  for (const auto& w : split_words(text)) {
-    auto it = index_.find(w);
-    ids.push_back(it == index_.end() ? 0 : it->second);
+std::vector<int> Tokenizer::encode(std::string_view text) const {
+  const std::string s = prepare(text);
+  std::vector<TextSpan> spans;
+  pretokenize_gpt2(s, spans);
+  std::vector<int> out;
+  out.reserve(s.size() / 3 + 1);
+  PieceCache& cache = *cache_;
+  for (const TextSpan& span : spans) {
+    const std::string_view piece(s.data() + span.begin, span.length);
+    if (piece.size() > PieceCache::kMaxPiece) {
+      bpe_.encode_piece(piece, out);
+      continue;
+    }
+    std::string key(piece);
+    {
+      std::lock_guard<std::mutex> lock(cache.mutex);
+      const auto it = cache.ids.find(key);
+      if (it != cache.ids.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        continue;
+      }
+    }
+    const size_t start = out.size();
+    bpe_.encode_piece(piece, out);
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (cache.ids.size() >= PieceCache::kMaxEntries) cache.ids.clear();
+    cache.ids.emplace(std::move(key), std::vector<int>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
   }
-  return ids;
+  return out;
+}
+
+std::vector<int> Tokenizer::encode(std::string_view text, double dropout, std::mt19937_64& rng,
+                                   DropoutStats* stats) const {
+  if (dropout <= 0) return encode(text);
+  const std::string s = prepare(text);
+  std::vector<TextSpan> spans;
+  pretokenize_gpt2(s, spans);
+  std::vector<int> out;
+  for (const TextSpan& span : spans)
+    bpe_.encode_piece_dropout(std::string_view(s.data() + span.begin, span.length), dropout, rng, out, stats);
+  return out;
 }
 
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
   std::string out;
   for (int id : ids) {
-    if (id < 0 || id >= vocab_size()) continue;  // pad ids and out-of-range ids print nothing
-    if (!out.empty()) out.push_back(' ');
-    out += words_[static_cast<size_t>(id)];
+    if (id < 0 || id >= bpe_.size())
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                  std::to_string(bpe_.size() - 1) + ")");
+    out += bpe_.token(id);
   }
   return out;
+}
+
+int Tokenizer::special_id(const std::string& token) const {
+  for (const std::string& s : spec_.special_tokens)
+    if (s == token) return bpe_.find(s);
+  return -1;
 }
 
 std::vector<int64_t> pad_text(const std::vector<int>& ids, int text_len, int text_vocab) {

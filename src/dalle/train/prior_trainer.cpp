@@ -51,18 +51,23 @@ struct Batch {
   torch::Tensor text, image;
 };
 
+// Picks one caption per row and encodes it, with BPE dropout when training (SPEC §2).
 // `caption_drop`: probability of replacing a caption by all pads, so the same model also learns
 // the unconditional distribution that classifier-free guidance needs.
-Batch make_batch(const std::vector<std::vector<std::vector<int>>>& captions, const torch::Tensor& tokens,
-                 const std::vector<int64_t>& rows, const PriorConfig& pc, std::mt19937_64& rng,
-                 double caption_drop = 0.0) {
+Batch make_batch(const std::vector<std::vector<std::string>>& captions, const Tokenizer& tokenizer,
+                 const torch::Tensor& tokens, const std::vector<int64_t>& rows, const PriorConfig& pc,
+                 std::mt19937_64& rng, double bpe_dropout = 0.0, double caption_drop = 0.0) {
   std::vector<int64_t> text;
-  static const std::vector<int> no_caption;
   for (int64_t r : rows) {
     const auto& options = captions[static_cast<size_t>(r)];
-    const auto& picked = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+    std::vector<int> ids;
+    if (!options.empty()) {
+      const auto& picked = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+      ids = tokenizer.encode(picked, bpe_dropout, rng);
+    }
     const bool drop = caption_drop > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < caption_drop;
-    const auto padded = pad_text(drop ? no_caption : picked, pc.text_len, pc.text_vocab);
+    if (drop) ids.clear();
+    const auto padded = pad_text(ids, pc.text_len, pc.text_vocab);
     text.insert(text.end(), padded.begin(), padded.end());
   }
   Batch b;
@@ -106,20 +111,16 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   } else {
     std::vector<std::string> all;
     for (const auto& c : data.captions) all.insert(all.end(), c.begin(), c.end());
-    tokenizer = Tokenizer::train(all, pc.text_vocab);
+    TokenizerTrainOptions to;
+    to.vocab_size = pc.text_vocab;
+    tokenizer = Tokenizer::train(all, to);
   }
   if (tokenizer.vocab_size() > pc.text_vocab)
     throw Error("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                 " ids, more than prior.text_vocab = " + std::to_string(pc.text_vocab));
   tokenizer.save(tok_path);
 
-  std::vector<std::vector<std::vector<int>>> captions;
-  for (const auto& list : data.captions) {
-    std::vector<std::vector<int>> encoded;
-    for (const auto& c : list) encoded.push_back(tokenizer.encode(c));
-    if (encoded.empty()) encoded.push_back({});  // an image without a caption: all pads
-    captions.push_back(std::move(encoded));
-  }
+  const std::vector<std::vector<std::string>>& captions = data.captions;
   const int64_t n_all = data.tokens.size(0);
   const int64_t n_val = n_all >= 20 ? std::max<int64_t>(1, static_cast<int64_t>(n_all * tc.val_fraction)) : 0;
   const int64_t n_train = n_all - n_val;
@@ -180,7 +181,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     for (int64_t i = n_train; i < n_all; i += tc.batch) {
       std::vector<int64_t> rows;
       for (int64_t r = i; r < std::min(n_all, i + tc.batch); ++r) rows.push_back(r);
-      Batch b = make_batch(captions, data.tokens, rows, pc, rng);
+      Batch b = make_batch(captions, tokenizer, data.tokens, rows, pc, rng);
       PriorLogits logits = prior->forward(b.text, b.image);
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
       text += l.text.item<double>();
@@ -223,7 +224,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     double loss_sum = 0, text_sum = 0, image_sum = 0;
     for (int micro = 0; micro < opt.accumulate; ++micro) {
       const auto rows = batch_indices(n_train, tc.batch, step * opt.accumulate + micro, opt.seed);
-      Batch b = make_batch(captions, data.tokens, rows, pc, rng, tc.caption_drop);
+      Batch b = make_batch(captions, tokenizer, data.tokens, rows, pc, rng, tc.bpe_dropout, tc.caption_drop);
       PriorLogits logits;
       {
         CpuAutocastGuard autocast(bf16);
