@@ -9,6 +9,9 @@ PACKAGES=(
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
   libutf8proc-dev         # Unicode categories, NFC and lowercasing for the tokenizer
+  libarchive-dev          # WebDataset tar shards (dalle data)
+  libcld2-dev             # caption language filter (dalle data prepare)
+  clang libclang-rt-14-dev  # libFuzzer for scripts/fuzz.sh (the data-path fuzz target)
   nlohmann-json3-dev libcli11-dev
   libgtest-dev googletest libbenchmark-dev
   python3-numpy           # only for regenerating test reference files

@@ -143,9 +143,11 @@ TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
   r = dalle_run("train -d " + std::string(DALLE_SOURCE_DIR) + "/configs -o /tmp/dalle_test_never");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("dalle vae encode"), std::string::npos) << "should point at the missing step: " << r.output;
-  r = dalle_run("data prepare --input x -o y");
+  r = dalle_run("data prepare --input /nonexistent/pairs -o /tmp/dalle_test_never");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("not implemented yet"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/pairs: no such file or folder"), std::string::npos) << r.output;
+  r = dalle_run("data prepare -o /tmp/dalle_test_never");
+  EXPECT_EQ(r.code, 2) << "--input is required: " << r.output;
 }
 
 TEST(Cli, HelpDocumentsEveryCommand) {

@@ -1,9 +1,15 @@
-// dalle data: datasets. `shapes` renders the synthetic shapes dataset.
+// dalle data: datasets. `shapes` renders the synthetic shapes dataset, `prepare` filters and
+// shards image-caption data, `emoji` builds the emoji dataset from npm packages.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "cli/command.h"
+#include "dalle/data/emoji.h"
+#include "dalle/data/prepare.h"
 #include "dalle/data/shapes.h"
 #include "dalle/util/error.h"
+#include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
 
 namespace dalle::cli {
@@ -36,8 +42,70 @@ int run_shapes(const ShapesFlags& f) {
   return 0;
 }
 
-int not_yet(const char* what) {
-  throw Error(std::string("`dalle data ") + what + "` is not implemented yet (planned in issue 4)");
+struct PrepareFlags {
+  PrepareOptions o;
+  std::string utf8 = "drop";
+  bool no_english = false, no_boilerplate = false, no_dedup = false;
+};
+
+int run_prepare(PrepareFlags& f) {
+  PrepareOptions& o = f.o;
+  o.filters.english = !f.no_english;
+  o.filters.boilerplate = !f.no_boilerplate;
+  o.filters.dedup = !f.no_dedup;
+  o.filters.utf8 = f.utf8 == "repair" ? Utf8Policy::repair : Utf8Policy::drop;
+  std::fprintf(stderr, "data prepare: %s (%s) -> %s\n", o.input.c_str(),
+               source_format_name(detect_source_format(o.input)), o.output.c_str());
+  ProgressBar bar("prepare", 0, "img");
+  const PrepareReport r = prepare_dataset(o, [&](int64_t seen, int64_t total) {
+    bar.set_total(total > 0 ? total : seen);
+    bar.update(seen);
+  });
+  bar.finish();
+  const double pct = r.seen > 0 ? 100.0 * r.kept / r.seen : 0.0;
+  std::fprintf(stderr, "data prepare: kept %lld of %lld images (%.1f%%) in %lld shard%s, %.1f MB, %.1f s (%.0f img/s)\n",
+               static_cast<long long>(r.kept), static_cast<long long>(r.seen), pct,
+               static_cast<long long>(r.shards), r.shards == 1 ? "" : "s", r.bytes_written / 1e6, r.seconds,
+               r.seen / std::max(r.seconds, 1e-9));
+  std::vector<std::pair<int64_t, std::string>> drops;
+  for (const auto& [k, v] : r.dropped) drops.push_back({-v, k});
+  std::sort(drops.begin(), drops.end());
+  for (const auto& [neg, k] : drops) {
+    const auto& ex = r.examples.at(k);
+    std::fprintf(stderr, "  dropped %7lld  %-22s e.g. %s\n", static_cast<long long>(-neg), k.c_str(),
+                 ex.empty() ? "" : ex.front().c_str());
+  }
+  if (r.utf8_repaired > 0)
+    std::fprintf(stderr, "  repaired invalid UTF-8 in %lld captions\n", static_cast<long long>(r.utf8_repaired));
+  std::fprintf(stderr, "data prepare: report in %s\n", path_join(o.output, "report.json").c_str());
+  return 0;
+}
+
+struct EmojiFlags {
+  EmojiOptions o;
+  bool offline = false, no_skins = false;
+};
+
+int run_emoji(EmojiFlags& f) {
+  f.o.fetch = !f.offline;
+  f.o.skins = !f.no_skins;
+  if (f.o.cache.empty()) f.o.cache = emoji_default_cache();
+  std::fprintf(stderr, "data emoji: packages in %s\n", f.o.cache.c_str());
+  ProgressBar bar("emoji", 0, "img");
+  const EmojiReport r = emoji_build(f.o, [&](int64_t done, int64_t total) {
+    bar.set_total(total);
+    bar.update(done);
+  });
+  bar.finish();
+  for (const auto& p : r.packs)
+    std::fprintf(stderr, "  %-8s %s %s (%s): %lld images written, %lld without an English label, %lld undecodable\n",
+                 p.pack.name.c_str(), p.pack.package.c_str(), p.resolved_version.c_str(), p.pack.license.c_str(),
+                 static_cast<long long>(p.written), static_cast<long long>(p.no_label),
+                 static_cast<long long>(p.undecodable));
+  std::fprintf(stderr, "data emoji: wrote %lld images + captions (labels: emojibase-data %s) to %s; licences in %s\n",
+               static_cast<long long>(r.written), r.labels_version.c_str(), f.o.output.c_str(),
+               path_join(f.o.output, "LICENSES.md").c_str());
+  return 0;
 }
 
 }  // namespace
@@ -59,12 +127,53 @@ void register_data(CLI::App& app, Action& action) {
   add_threads_option(shapes, f.threads);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });
 
-  CLI::App* prepare = data->add_subcommand("prepare", "Filter and shard image-caption data (not implemented yet)");
-  prepare->allow_extras();
-  prepare->callback([&action] { action = [] { return not_yet("prepare"); }; });
-  CLI::App* emoji = data->add_subcommand("emoji", "Build the emoji dataset from npm packages (not implemented yet)");
-  emoji->allow_extras();
-  emoji->callback([&action] { action = [] { return not_yet("emoji"); }; });
+  static PrepareFlags p;
+  CLI::App* prepare = data->add_subcommand(
+      "prepare", "Filter image-caption pairs (paper's collection filters), resize, write WebDataset shards + report.json");
+  prepare->add_option("-i,--input", p.o.input,
+                      "A folder of images + same-stem .txt, tar shards (a.tar, 'dir/{000..099}.tar', a folder of .tar), or a .tsv of path<TAB>caption")
+      ->required();
+  prepare->add_option("-o,--output", p.o.output, "Output folder: shard-NNNNNN.tar + report.json")->required();
+  prepare->add_option("--max-side", p.o.max_side, "Shrink images so the longer side is at most this (0: keep)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_option("--shard-size", p.o.shard_size, "Samples per shard")->capture_default_str()->check(CLI::PositiveNumber);
+  prepare->add_option("--image-format", p.o.image_format, "auto: PNG stays PNG, others become JPEG")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "png", "jpg"}));
+  prepare->add_option("--jpeg-quality", p.o.jpeg_quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));
+  prepare->add_option("--min-words", p.o.filters.min_words, "Drop captions with fewer words (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_option("--max-caption-bytes", p.o.filters.max_caption_bytes, "Drop longer captions (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_flag("--no-english", p.no_english, "Keep captions cld2 detects as another language");
+  prepare->add_flag("--no-boilerplate", p.no_boilerplate, "Keep mostly-boilerplate captions (dates, file names, URLs)");
+  prepare->add_option("--boilerplate-fraction", p.o.filters.max_boilerplate_fraction,
+                      "Drop captions whose words are more than this fraction boilerplate")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  prepare->add_option("--utf8", p.utf8, "Captions with invalid UTF-8: drop them, or repair (U+FFFD) and keep")
+      ->capture_default_str()->check(CLI::IsMember({"drop", "repair"}));
+  prepare->add_option("--min-aspect", p.o.filters.min_aspect, "Drop images with width/height below (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_option("--max-aspect", p.o.filters.max_aspect, "Drop images with width/height above (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_option("--min-side", p.o.filters.min_side, "Drop images whose shorter side is below (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  prepare->add_option("--max-pixels", p.o.filters.max_pixels, "Drop images whose header claims more pixels (checked before decoding)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  prepare->add_flag("--no-dedup", p.no_dedup, "Keep exact duplicate images");
+  prepare->add_option("--limit", p.o.limit, "Stop after this many input samples");
+  add_threads_option(prepare, p.o.threads);
+  prepare->callback([&action] { action = [] { return run_prepare(p); }; });
+  static EmojiFlags e;
+  CLI::App* emoji = data->add_subcommand(
+      "emoji", "Build a text-image dataset from the 64x64 emoji of emoji-datasource-google/-twitter and emojibase-data labels (npm)");
+  emoji->add_option("-o,--output", e.o.output, "Output folder (PACK-HEX.png + .txt, LICENSES.md, report.json)")->required();
+  emoji->add_option("--cache", e.o.cache, "Folder for the npm .tgz packages (default: ~/.cache/dalle/npm)");
+  emoji->add_option("--packs", e.o.packs, "Image packs")->delimiter(',')->capture_default_str()
+      ->check(CLI::IsMember({"google", "twitter"}));
+  emoji->add_flag("--offline", e.offline, "Never run npm; use the .tgz files already in the cache");
+  emoji->add_flag("--no-skins", e.no_skins, "Leave out skin-tone variants");
+  add_threads_option(emoji, e.o.threads);
+  emoji->callback([&action] { action = [] { return run_emoji(e); }; });
 }
 
 }  // namespace dalle::cli

@@ -102,7 +102,7 @@ void register_vae(CLI::App& app, Action& action) {
 
   CLI::App* train = cmd->add_subcommand("train", "Train the dVAE on a folder of images");
   train->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper)")->capture_default_str();
-  train->add_option("-d,--data", f.data, "Folder of images (captions not needed)")->required();
+  train->add_option("-d,--data", f.data, "Images: a folder, shards from `dalle data prepare`, or a TSV (captions not needed)")->required();
   train->add_option("-o,--output", f.out, "Run folder: config.json, vae.safetensors, checkpoint, metrics, recon/")
       ->required();
   train->add_option("--steps", f.steps, "Total updates (default: the config's vae_train.steps)");
@@ -121,7 +121,7 @@ void register_vae(CLI::App& app, Action& action) {
 
   CLI::App* encode = cmd->add_subcommand("encode", "Encode images to argmax tokens for the prior");
   encode->add_option("--vae", f.vae, "VAE run folder or model bundle")->required();
-  encode->add_option("-d,--data", f.data, "Folder of images with .txt captions")->required();
+  encode->add_option("-d,--data", f.data, "Images with captions: a folder with .txt captions, shards, or a TSV")->required();
   encode->add_option("-o,--output", f.out, "Token folder to write")->required();
   encode->add_option("-b,--batch", f.batch, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   encode->add_option("--max-images", f.max_images, "Encode at most N images (default: all)");

@@ -1,6 +1,7 @@
 // Reader for a folder of images with same-stem .txt captions (one caption per line). Bad files
 // are skipped and counted, never fatal: one corrupt image must not stop a training run.
-// (Issue 4 adds tar shards, TSV, filters and a streaming loader.)
+// image_set_load also reads every other source of data/sample_source.h (WebDataset shards from
+// `dalle data prepare`, a brace pattern of shards, a TSV); data/loader.h streams them instead.
 #pragma once
 #include <torch/types.h>
 
@@ -28,7 +29,8 @@ struct ImageSet {
   int64_t skipped = 0;
 };
 
-// Decodes, center-crops and resizes every image to size x size on `threads` threads.
+// Decodes, center-crops and resizes every image to size x size on `threads` threads. `dir` may
+// also be tar shards or a TSV (see sample_source.h); images with alpha are put on white.
 // Images without captions are skipped when `require_captions`.
 ImageSet image_set_load(const std::string& dir, int size, bool require_captions, int threads,
                         int64_t limit = -1, const std::function<void(int64_t, int64_t)>& progress = {});
