@@ -9,7 +9,7 @@ mkdir -p "$work"
 "$dalle" data shapes -n 20000 --size 32 -s 0 -o "$work/shapes"
 "$dalle" vae train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/vae" -s 0 --save-every 1000 --sample-every 1000
 "$dalle" vae encode --vae "$work/vae" -d "$work/shapes" -o "$work/tokens"
-"$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --save-every 500 --sample-every 500
+"$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --steps 2000 --save-every 500 --sample-every 500
 mkdir -p "$root/models/default"
 for f in config.json vae.safetensors prior.safetensors tokenizer.json; do
   cp "$work/prior/$f" "$root/models/default/$f"
