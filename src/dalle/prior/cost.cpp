@@ -1,6 +1,7 @@
 #include "dalle/prior/cost.h"
 
 #include "dalle/prior/masks.h"
+#include "dalle/prior/sparse_attention.h"
 #include "dalle/prior/transformer.h"
 
 namespace dalle {
@@ -51,9 +52,15 @@ PriorCost prior_cost(const PriorConfig& c, int grid_h, int grid_w, int image_voc
   cost.optimizer_bytes = 3 * 4 * cost.params;
   // Per token and layer, kept for backward: residual in, two LayerNorm outputs, qkv (3d),
   // attention output, MLP hidden before and after GELU (8d) = 14d floats, plus the attention
-  // probabilities (heads x allowed keys, dense here: the reference kernel keeps them all).
-  const double per_token_layer = 14.0 * d + c.heads * len;
-  cost.activation_bytes = static_cast<int64_t>(4.0 * batch * len * (per_token_layer * c.layers + (c.text_vocab + t + image_vocab)));
+  // probabilities of the sparse kernel: per head, causal text scores for text queries and
+  // text + window scores for image queries.
+  double probabilities = 0;
+  for (MaskType type : masks) {
+    const double window = static_cast<double>(block_layout_make(type, shape).bias.size(2));
+    probabilities += c.heads * (t * t + n * (t + window)) / len;
+  }
+  const double per_token = 14.0 * d * c.layers + probabilities + (c.text_vocab + t + image_vocab);
+  cost.activation_bytes = static_cast<int64_t>(4.0 * batch * len * per_token);
   return cost;
 }
 
