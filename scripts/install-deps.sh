@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake
+  build-essential cmake ninja-build
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
