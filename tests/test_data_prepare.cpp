@@ -278,30 +278,21 @@ TEST(DataCli, PrepareThroughTheBinaryKeepsGoodPairsAndReports) {
   const fs::path dir = test::scratch_dir("prepare_cli");
   make_dirs((dir / "in").string());
   const Counts expected = make_mixed_folder(dir / "in");
-  const std::string cmd = std::string(DALLE_BINARY) + " data prepare -i " + (dir / "in").string() + " -o " +
-                          (dir / "out").string() + " -t 2 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  const test::CliRun run =
+      test::dalle_run("data prepare -i " + (dir / "in").string() + " -o " + (dir / "out").string() + " -t 2");
+  const std::string& out = run.output;
+  ASSERT_NE(run.code, -1);
+  EXPECT_EQ(run.code, 0) << out;
   EXPECT_NE(out.find("kept 3 of 19 images"), std::string::npos) << out;
   EXPECT_NE(out.find("image_too_many_pixels"), std::string::npos) << out;
   const auto j = nlohmann::json::parse(read_file_text((dir / "out/report.json").string()));
   EXPECT_EQ(j["kept"], 3);
   EXPECT_EQ(j["dropped"].get<Counts>(), expected);
 
-  const std::string bad = std::string(DALLE_BINARY) + " data prepare -i " + (dir / "nope").string() + " -o " +
-                          (dir / "out2").string() + " 2>&1";
-  pipe = ::popen(bad.c_str(), "r");
-  out.clear();
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  const int bad_status = ::pclose(pipe);
-  EXPECT_EQ(WEXITSTATUS(bad_status), 1) << out;
-  EXPECT_NE(out.find("nope"), std::string::npos) << out;
+  const test::CliRun bad =
+      test::dalle_run("data prepare -i " + (dir / "nope").string() + " -o " + (dir / "out2").string());
+  EXPECT_EQ(bad.code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("nope"), std::string::npos) << bad.output;
 }
 
 TEST(DataPrepare, AShardThatIsNotATarIsCountedAndTheRunGoesOn) {

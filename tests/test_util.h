@@ -1,9 +1,13 @@
 // Helpers shared by the tests.
 #pragma once
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
+
+#include "test_paths.h"
 
 namespace dalle::test {
 
@@ -15,6 +19,23 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;
+}
+
+struct CliRun {
+  int code;            // exit status, -1 if the process did not exit normally
+  std::string output;  // stdout + stderr
+};
+
+// Runs the real `dalle` binary with `args` through the shell (so redirections work).
+inline CliRun dalle_run(const std::string& args) {
+  const std::string cmd = std::string(DALLE_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace dalle::test

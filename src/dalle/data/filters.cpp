@@ -102,11 +102,7 @@ std::string image_truncation_problem(const uint8_t* d, size_t n) {
 
 Image image_decode_on_white(const uint8_t* data, size_t size, const std::string& source,
                             int64_t max_pixels) {
-  const ImageHeader header = image_probe(data, size, source);
-  if (static_cast<int64_t>(header.width) * header.height > max_pixels)
-    throw file_error(source, "image is " + std::to_string(header.width) + "x" +
-                                 std::to_string(header.height) + ", over the pixel limit of " +
-                                 std::to_string(max_pixels));
+  image_probe_within(data, size, source, max_pixels);
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels))
     throw file_error(source, std::string("not a decodable image (") + stbi_failure_reason() + ")");

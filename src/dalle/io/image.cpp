@@ -114,13 +114,19 @@ ImageHeader image_probe(const uint8_t* data, size_t size, const std::string& sou
   return {w, hh};
 }
 
-Image image_decode(const uint8_t* data, size_t size, const std::string& source,
-                   int64_t max_pixels) {
+ImageHeader image_probe_within(const uint8_t* data, size_t size, const std::string& source,
+                               int64_t max_pixels) {
   const ImageHeader header = image_probe(data, size, source);
   if (static_cast<int64_t>(header.width) * header.height > max_pixels)
     throw file_error(source, "image is " + std::to_string(header.width) + "x" +
                                  std::to_string(header.height) + ", over the pixel limit of " +
                                  std::to_string(max_pixels));
+  return header;
+}
+
+Image image_decode(const uint8_t* data, size_t size, const std::string& source,
+                   int64_t max_pixels) {
+  image_probe_within(data, size, source, max_pixels);
   int w = 0, h = 0, c = 0;
   uint8_t* pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &c, 3);
   if (!pixels)

@@ -33,6 +33,8 @@ struct ImageHeader {
 // Reads only the header (no pixel allocation), so huge "decompression bomb" images are refused
 // before decoding. Throws an Error naming `source` if the format is unknown.
 ImageHeader image_probe(const uint8_t* data, size_t size, const std::string& source);
+// The same, refusing images with more than `max_pixels` pixels (a clear error naming `source`).
+ImageHeader image_probe_within(const uint8_t* data, size_t size, const std::string& source, int64_t max_pixels);
 
 // Decodes to RGB. Refuses images with more than `max_pixels` pixels before decoding.
 Image image_decode(const uint8_t* data, size_t size, const std::string& source,

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 #include <unordered_map>
@@ -144,28 +145,20 @@ TokenizerSpec read_hugging_face(const std::string& path, const json& j) {
   TokenizerSpec spec;
   read_hf_pre_tokenizer(path, j.value("pre_tokenizer", json()), spec);
   read_hf_normalizer(path, j.value("normalizer", json()), spec.normalization);
-  std::vector<std::pair<std::string, int64_t>> entries;
+  // Added tokens are stored literally, not in the byte-level alphabet: they take their ids with
+  // their bytes; model.vocab gives every other token.
+  std::vector<std::string> added;
+  std::vector<std::pair<std::string, int64_t>> all;
+  for (const json& t : j.value("added_tokens", json::array())) {
+    added.push_back(t.at("content").get<std::string>());
+    all.emplace_back(byte_level_encode(added.back()), t.at("id").get<int64_t>());
+  }
+  std::vector<std::pair<std::string, int64_t>> plain;
   for (const auto& [text, id] : model.at("vocab").items()) {
     if (!id.is_number_integer()) throw file_error(path, "model.vocab '" + text + "': id is not an integer");
-    entries.emplace_back(text, id.get<int64_t>());
+    if (std::find(added.begin(), added.end(), text) == added.end()) plain.emplace_back(text, id.get<int64_t>());
   }
-  std::vector<std::string> added;
-  for (const json& t : j.value("added_tokens", json::array())) {
-    const std::string content = t.at("content").get<std::string>();
-    const int64_t id = t.at("id").get<int64_t>();
-    bool known = false;
-    for (const auto& e : entries) known = known || (e.first == content && e.second == id);
-    if (!known) entries.emplace_back(content, id);
-    added.push_back(content);
-  }
-  // Added tokens are stored literally, not in the byte-level alphabet; give them their bytes.
-  std::vector<std::pair<std::string, int64_t>> plain;
-  for (const auto& e : entries)
-    if (std::find(added.begin(), added.end(), e.first) == added.end()) plain.push_back(e);
-  std::vector<std::pair<std::string, int64_t>> all = plain;
-  for (const std::string& a : added)
-    for (const auto& e : entries)
-      if (e.first == a) all.emplace_back(byte_level_encode(a), e.second);
+  all.insert(all.end(), plain.begin(), plain.end());
   spec.vocab = vocab_from_map(path, "model.vocab", all);
   const auto ids = ids_by_text(plain);
   const json& merges = model.at("merges");
