@@ -89,6 +89,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
 
   torch::manual_seed(opt.seed);
   Dvae vae(vc);
+  // oneDNN's bf16 convolutions want NHWC; in NCHW bf16 is slower than fp32 (bench_vae).
+  if (bf16) vae->to_channels_last();
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : vae->named_parameters(true)) params.emplace_back(item.key(), item.value());
   AdamW optimizer(params, {0.9, 0.999, 1e-8, tc.weight_decay},
@@ -105,6 +107,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
   make_dirs(path_join(opt.out, "recon"));
   Dvae ema_vae(vc);
+  ema_vae->to_channels_last();
 
   auto save_all = [&](int64_t step) {
     checkpoint_save(ckpt_path, *vae, optimizer, ema, {{"step", step}, {"seed", opt.seed}});

@@ -98,7 +98,7 @@ DvaeEncoderImpl::DvaeEncoderImpl(const VaeConfig& config) : config_(config) {
 }
 
 torch::Tensor DvaeEncoderImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = input_(x);
+  torch::Tensor h = input_(channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (auto& block : groups_[g]) h = block(h);
     if (g + 1 < groups_.size()) h = torch::max_pool2d(h, 2);
@@ -124,7 +124,9 @@ torch::Tensor DvaeDecoderImpl::forward_hidden(torch::Tensor h) {
   return output_(torch::relu(h));
 }
 
-torch::Tensor DvaeDecoderImpl::forward(const torch::Tensor& z) { return forward_hidden(input_(z)); }
+torch::Tensor DvaeDecoderImpl::forward(const torch::Tensor& z) {
+  return forward_hidden(input_(channels_last ? z.contiguous(at::MemoryFormat::ChannelsLast) : z));
+}
 
 torch::Tensor DvaeDecoderImpl::forward_tokens(const torch::Tensor& tokens) {
   // w: [n_init, vocab, 1, 1]; a one-hot input selects column `token` of it.
@@ -133,7 +135,7 @@ torch::Tensor DvaeDecoderImpl::forward_tokens(const torch::Tensor& tokens) {
                         .view({tokens.size(0), tokens.size(1), tokens.size(2), config_.n_init})
                         .permute({0, 3, 1, 2}) +
                     input_->b.view({1, -1, 1, 1});
-  return forward_hidden(h.contiguous());
+  return forward_hidden(h.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
 }
 
 DvaeImpl::DvaeImpl(const VaeConfig& config) : config_(config) {
@@ -149,6 +151,13 @@ torch::Tensor DvaeImpl::encode_images(const torch::Tensor& images_u8) {
 torch::Tensor DvaeImpl::decode_tokens(const torch::Tensor& tokens) {
   torch::Tensor stats = decoder->forward_tokens(tokens);
   return unmap_pixels(torch::sigmoid(stats.slice(1, 0, config_.channels)), config_.eps);
+}
+
+void DvaeImpl::to_channels_last() {
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  encoder->channels_last = decoder->channels_last = true;
 }
 
 // Parameters of all resblock groups of one half, starting from `first_width` channels.

@@ -45,6 +45,7 @@ class DvaeEncoderImpl : public torch::nn::Module {
   explicit DvaeEncoderImpl(const VaeConfig& config);
   // x: mapped pixels [B, 3, H, W] -> logits [B, vocab, H/d, W/d].
   torch::Tensor forward(const torch::Tensor& x);
+  bool channels_last = false;  // convert inputs to NHWC (see DvaeImpl::to_channels_last)
 
  private:
   VaeConfig config_;
@@ -61,6 +62,7 @@ class DvaeDecoderImpl : public torch::nn::Module {
   // Same result for hard tokens [B, h, w] (int64), without materialising the one-hot map:
   // the first 1x1 conv of a one-hot input is a column lookup.
   torch::Tensor forward_tokens(const torch::Tensor& tokens);
+  bool channels_last = false;
 
  private:
   torch::Tensor forward_hidden(torch::Tensor x);
@@ -82,6 +84,9 @@ class DvaeImpl : public torch::nn::Module {
   torch::Tensor encode_images(const torch::Tensor& images_u8);
   // int64 tokens [B, h, w] -> float images [B, 3, H, W] in [0, 1] (unmap(sigmoid(mu))).
   torch::Tensor decode_tokens(const torch::Tensor& tokens);
+  // Stores the conv weights channels-last (NHWC), which oneDNN's bf16 convolutions prefer;
+  // inputs are converted on entry, and every layer keeps the format.
+  void to_channels_last();
 
  private:
   VaeConfig config_;
