@@ -81,10 +81,10 @@ TEST(Rerank, TinyRerankerTrainedOnShapesBeatsChance) {
   c.text_width = 32;
   c.text_heads = 2;
   c.image_size = 16;
-  c.image_width = 8;
+  c.image_width = 16;
   c.embed_dim = 32;
   c.batch = 64;
-  c.steps = 120;
+  c.steps = 400;
   c.lr = 3e-3;
   c.warmup_steps = 10;
   c.ema_decay = 0.8;

@@ -114,8 +114,11 @@ int run_generate(GenerateFlags& f) {
     std::printf("%s\n", nlohmann::json{{"prompt", f.prompt}, {"seed", seed}, {"grid", images.size() > 1 ? f.output : ""},
                                         {"reranked", static_cast<bool>(bundle.reranker)}, {"images", report}}
                              .dump(2).c_str());
-  std::fprintf(stderr, "generate: wrote %s%s (seed %llu)\n", f.output.c_str(),
-               images.size() > 1 ? " (grid, best first) and OUT-1.png ... per image" : "",
+  const std::string singles = images.size() > 1 ? " (grid, " + std::string(bundle.reranker ? "best first" : "in sampling order") +
+                                                    ") and " + numbered(f.output, 1) + " ... " +
+                                                    numbered(f.output, static_cast<int>(images.size()))
+                                              : "";
+  std::fprintf(stderr, "generate: wrote %s%s; repeat with -s %llu\n", f.output.c_str(), singles.c_str(),
                static_cast<unsigned long long>(seed));
   return 0;
 }

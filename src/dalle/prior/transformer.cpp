@@ -174,7 +174,9 @@ torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache
   // Image token `index` sits in slot index + 1.
   const int64_t slot = index + 1;
   TORCH_CHECK(cache.length == config_.text_len + slot, "step: image token ", index, " fed out of order");
-  torch::Tensor x = embed_slots(token.view({-1, 1}), slot);
+  // One slot's position embedding as views: no index tensors per token.
+  torch::Tensor x = image_emb(token.view({-1, 1})) + row_emb.narrow(0, slot / grid_w_, 1) +
+                    col_emb.narrow(0, slot % grid_w_, 1);
   for (size_t i = 0; i < attn.size(); ++i) {
     const torch::Tensor qkv_out = attn[i]->project(x);
     const KvCache::Window w = cache.store_step(static_cast<int>(i), slot, qkv_out[1], qkv_out[2]);
