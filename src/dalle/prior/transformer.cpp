@@ -48,7 +48,15 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
 
 torch::Tensor AttentionBlockImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& bias) {
-  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(q.size(-1)));
+  const double scale = 1 / std::sqrt(double(q.size(-1)));
+  if (q.size(2) == 1) {
+    // One query per head (a decoding step): broadcast products instead of B * heads tiny
+    // matrix products, which cost more in call overhead than in arithmetic.
+    torch::Tensor scores = (q * k).sum(-1) * scale;  // [B, H, K]
+    if (bias.defined()) scores = scores + bias;
+    return merge_heads((torch::softmax(scores, -1).unsqueeze(-1) * v).sum(2, true));
+  }
+  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) * scale;
   if (bias.defined()) scores = scores + bias;
   return merge_heads(torch::matmul(torch::softmax(scores, -1), v));
 }
