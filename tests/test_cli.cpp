@@ -200,11 +200,13 @@ TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
 }
 
 TEST(Cli, GenerateWithTheSameSeedWritesIdenticalRerankedFiles) {
+  // -t 1 throughout: these models are too small to gain from a second thread, and on a loaded
+  // machine an OpenMP region waits for its descheduled second thread.
   const fs::path dir = test::scratch_dir("generate_seed");
   const std::string a = (dir / "a.png").string(), b = (dir / "b.png").string();
-  CliRun r = dalle_run("generate -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + a + " --json");
+  CliRun r = dalle_run("generate -t 1 -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + a + " --json");
   ASSERT_EQ(r.code, 0) << r.output;
-  ASSERT_EQ(dalle_run("generate -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + b).code, 0);
+  ASSERT_EQ(dalle_run("generate -t 1 -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + b).code, 0);
   EXPECT_EQ(read_file_bytes(a), read_file_bytes(b));
   for (int i = 1; i <= 4; ++i) {
     const std::string name = "-" + std::to_string(i) + ".png";
@@ -230,26 +232,26 @@ TEST(Cli, GenerateWithTheSameSeedWritesIdenticalRerankedFiles) {
 TEST(Cli, GenerateFromAnImagePromptAndBadFlagsAreClearErrors) {
   const fs::path dir = test::scratch_dir("generate_init");
   const std::string src = (dir / "src.png").string();
-  ASSERT_EQ(dalle_run("generate -p \"a red circle\" -n 1 -s 3 -o " + src).code, 0);
-  CliRun r = dalle_run("generate -p \"a red circle\" -n 2 -k 1 -s 3 --init-image " + src + " --init-rows 4 -o " +
+  ASSERT_EQ(dalle_run("generate -t 1 -p \"a red circle\" -n 1 -s 3 -o " + src).code, 0);
+  CliRun r = dalle_run("generate -t 1 -p \"a red circle\" -n 2 -k 1 -s 3 --init-image " + src + " --init-rows 4 -o " +
                        (dir / "half.png").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(png_text((dir / "half.png").string(), "init_image"), "src.png");
 
-  r = dalle_run("generate -p x -n 2 -k 4 -o " + (dir / "x.png").string());
+  r = dalle_run("generate -t 1 -p x -n 2 -k 4 -o " + (dir / "x.png").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("K must be at most N"), std::string::npos) << r.output;
-  r = dalle_run("generate -p x --init-image " + src + " --init-rows 8 -o " + (dir / "x.png").string());
+  r = dalle_run("generate -t 1 -p x --init-image " + src + " --init-rows 8 -o " + (dir / "x.png").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("init rows must be in 1..7"), std::string::npos) << r.output;
-  r = dalle_run("generate -p x --init-image " + (dir / "missing.png").string() + " --init-rows 2 -o " +
+  r = dalle_run("generate -t 1 -p x --init-image " + (dir / "missing.png").string() + " --init-rows 2 -o " +
                 (dir / "x.png").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("missing.png"), std::string::npos) << r.output;
-  r = dalle_run("generate -p x --init-rows 2 -o " + (dir / "x.png").string());
+  r = dalle_run("generate -t 1 -p x --init-rows 2 -o " + (dir / "x.png").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("--init-rows needs --init-image"), std::string::npos) << r.output;
-  r = dalle_run("generate -p x --init-image " + src + " -o " + (dir / "x.png").string());
+  r = dalle_run("generate -t 1 -p x --init-image " + src + " -o " + (dir / "x.png").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("needs --init-rows"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "x.png"));
@@ -259,17 +261,17 @@ TEST(Cli, RerankTrainReportsHeldOutRetrieval) {
   const fs::path dir = test::scratch_dir("rerank_cli");
   const std::string d = dir.string();
   ASSERT_EQ(dalle_run("data shapes -n 300 --size 32 -s 2 -o " + d + "/shapes").code, 0);
-  CliRun r = dalle_run("rerank train -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20 -s 1 --tokenizer " +
+  CliRun r = dalle_run("rerank train -t 1 -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20 -s 1 --tokenizer " +
                        std::string(DALLE_SOURCE_DIR) + "/models/default/tokenizer.json");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("pools of 60 candidates: top-1"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "run" / "rerank.safetensors"));
   EXPECT_EQ(read_jsonl(d + "/run/metrics.jsonl").size(), 20u);
   // A second run into the same folder must not clobber it.
-  r = dalle_run("rerank train -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20");
+  r = dalle_run("rerank train -t 1 -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20");
   EXPECT_EQ(r.code, 1);
   // Resuming continues to the new step count.
-  r = dalle_run("rerank train -d " + d + "/shapes -o " + d + "/run --steps 25 --resume");
+  r = dalle_run("rerank train -t 1 -d " + d + "/shapes -o " + d + "/run --steps 25 --resume");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(read_jsonl(d + "/run/metrics.jsonl").size(), 25u);
 }

@@ -68,6 +68,9 @@ TEST(Rerank, WeightsFileCarriesItsConfigAndVocabulary) {
 }
 
 TEST(Rerank, TinyRerankerTrainedOnShapesBeatsChance) {
+  // One thread: the model is tiny, and on a loaded machine a second OpenMP thread that is
+  // descheduled stalls every parallel region (20x slower here).
+  torch::set_num_threads(1);
   const auto dir = test::scratch_dir("rerank_train");
   ShapesOptions so;
   so.count = 1200;
