@@ -40,8 +40,7 @@ double lr_at(const RerankConfig& c, int64_t step, int64_t steps) {
   return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, t))));
 }
 
-// Contiguous NCHW: the permuted (channels-last) view sends convolutions down a much slower path.
-torch::Tensor to_float_images(const torch::Tensor& u8) { return u8.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous() / 255; }
+torch::Tensor to_float_images(const torch::Tensor& u8) { return u8.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255; }
 
 }  // namespace
 
