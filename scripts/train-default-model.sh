@@ -10,8 +10,12 @@ mkdir -p "$work"
 "$dalle" vae train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/vae" -s 0 --save-every 1000 --sample-every 1000
 "$dalle" vae encode --vae "$work/vae" -d "$work/shapes" -o "$work/tokens"
 "$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --steps 2000 --save-every 500 --sample-every 500
+# The reranker sees pixels and the prior's BPE ids only, so it trains independently of both models.
+"$dalle" rerank train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/rerank" -s 0 \
+  --tokenizer "$work/prior/tokenizer.json"
 mkdir -p "$root/models/default"
 for f in config.json vae.safetensors prior.safetensors tokenizer.json; do
   cp "$work/prior/$f" "$root/models/default/$f"
 done
+cp "$work/rerank/rerank.safetensors" "$root/models/default/rerank.safetensors"
 echo "models/default updated from $work/prior"

@@ -199,6 +199,83 @@ TEST(Cli, ShippedDefaultModelMakesAnImageFromACaption) {
   EXPECT_GE(img.width, 32);
 }
 
+TEST(Cli, GenerateWithTheSameSeedWritesIdenticalRerankedFiles) {
+  // -t 1 throughout: these models are too small to gain from a second thread, and on a loaded
+  // machine an OpenMP region waits for its descheduled second thread.
+  const fs::path dir = test::scratch_dir("generate_seed");
+  const std::string a = (dir / "a.png").string(), b = (dir / "b.png").string();
+  CliRun r = dalle_run("generate -t 1 -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + a + " --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(dalle_run("generate -t 1 -p \"a small blue square\" -n 8 -k 4 -s 7 -o " + b).code, 0);
+  EXPECT_EQ(read_file_bytes(a), read_file_bytes(b));
+  for (int i = 1; i <= 4; ++i) {
+    const std::string name = "-" + std::to_string(i) + ".png";
+    EXPECT_EQ(read_file_bytes((dir / ("a" + name)).string()), read_file_bytes((dir / ("b" + name)).string())) << name;
+  }
+  EXPECT_FALSE(fs::exists(dir / "a-5.png"));
+  EXPECT_EQ(png_text(a, "prompt"), "a small blue square");
+  EXPECT_EQ(png_text((dir / "a-1.png").string(), "prompt"), "a small blue square");
+  EXPECT_EQ(png_text((dir / "a-1.png").string(), "seed"), "7");
+  EXPECT_NE(png_text((dir / "a-1.png").string(), "model").find("default"), std::string::npos);
+  // --json lists the kept images, best rerank score first (the shipped model has a reranker).
+  const size_t open = r.output.find("{\n"), close = r.output.rfind('}');
+  ASSERT_NE(open, std::string::npos) << r.output;
+  const nlohmann::json report = nlohmann::json::parse(r.output.substr(open, close - open + 1));
+  ASSERT_EQ(report["images"].size(), 4u);
+  EXPECT_TRUE(report["reranked"].get<bool>());
+  EXPECT_EQ(report["images"][0]["path"], (dir / "a-1.png").string());
+  EXPECT_GE(report["images"][0]["score"].get<double>(), report["images"][3]["score"].get<double>());
+  EXPECT_EQ(png_text((dir / "a-1.png").string(), "rerank_score").substr(0, 4),
+            std::to_string(report["images"][0]["score"].get<double>()).substr(0, 4));
+}
+
+TEST(Cli, GenerateFromAnImagePromptAndBadFlagsAreClearErrors) {
+  const fs::path dir = test::scratch_dir("generate_init");
+  const std::string src = (dir / "src.png").string();
+  ASSERT_EQ(dalle_run("generate -t 1 -p \"a red circle\" -n 1 -s 3 -o " + src).code, 0);
+  CliRun r = dalle_run("generate -t 1 -p \"a red circle\" -n 2 -k 1 -s 3 --init-image " + src + " --init-rows 4 -o " +
+                       (dir / "half.png").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(png_text((dir / "half.png").string(), "init_image"), "src.png");
+
+  r = dalle_run("generate -t 1 -p x -n 2 -k 4 -o " + (dir / "x.png").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("K must be at most N"), std::string::npos) << r.output;
+  r = dalle_run("generate -t 1 -p x --init-image " + src + " --init-rows 8 -o " + (dir / "x.png").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("init rows must be in 1..7"), std::string::npos) << r.output;
+  r = dalle_run("generate -t 1 -p x --init-image " + (dir / "missing.png").string() + " --init-rows 2 -o " +
+                (dir / "x.png").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("missing.png"), std::string::npos) << r.output;
+  r = dalle_run("generate -t 1 -p x --init-rows 2 -o " + (dir / "x.png").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("--init-rows needs --init-image"), std::string::npos) << r.output;
+  r = dalle_run("generate -t 1 -p x --init-image " + src + " -o " + (dir / "x.png").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("needs --init-rows"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "x.png"));
+}
+
+TEST(Cli, RerankTrainReportsHeldOutRetrieval) {
+  const fs::path dir = test::scratch_dir("rerank_cli");
+  const std::string d = dir.string();
+  ASSERT_EQ(dalle_run("data shapes -n 300 --size 32 -s 2 -o " + d + "/shapes").code, 0);
+  CliRun r = dalle_run("rerank train -t 1 -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20 -s 1 --tokenizer " +
+                       std::string(DALLE_SOURCE_DIR) + "/models/default/tokenizer.json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("pools of 60 candidates: top-1"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "rerank.safetensors"));
+  EXPECT_EQ(read_jsonl(d + "/run/metrics.jsonl").size(), 20u);
+  // A second run into the same folder must not clobber it.
+  r = dalle_run("rerank train -t 1 -c tiny -d " + d + "/shapes -o " + d + "/run --steps 20");
+  EXPECT_EQ(r.code, 1);
+  // Resuming continues to the new step count.
+  r = dalle_run("rerank train -t 1 -d " + d + "/shapes -o " + d + "/run --steps 25 --resume");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_jsonl(d + "/run/metrics.jsonl").size(), 25u);
+}
+
 TEST(Cli, TokenizerEncodesAndDecodesStdinLineByLine) {
   const fs::path dir = test::scratch_dir("tokenizer_cli");
   const std::string bpe = std::string(DALLE_TEST_DATA_DIR) + "/bpe";

@@ -183,3 +183,40 @@ TEST(Sampler, GuidanceScaleOneIsPlainSamplingAndZeroIsUnconditional) {
   EXPECT_THROW(sample_image_tokens(prior, text, strong, g), Error);
   EXPECT_EQ(sample(text, strong).sizes(), (std::vector<int64_t>{2, 6}));
 }
+
+TEST(Sampler, InitRowsAreKeptExactlyAndTheRestSampled) {
+  torch::manual_seed(6);
+  Prior prior(small_prior(4), 3, 4, 10);
+  prior->eval();
+  const torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);
+  const torch::Tensor init = torch::randint(0, 10, {2, 8}, torch::kLong);  // the first 2 rows
+  torch::Generator g = step_generator(3, 0, 0);
+  const torch::Tensor out = sample_image_tokens(prior, text, SamplerSettings{}, g, {}, {}, init);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 12}));
+  EXPECT_TRUE(torch::equal(out.narrow(1, 0, 8), init));
+  EXPECT_TRUE(out.ge(0).all().item<bool>() && out.lt(10).all().item<bool>());
+  // With guidance too (the init rows go to the conditional and unconditional halves).
+  SamplerSettings guided;
+  guided.cfg_scale = 2;
+  const torch::Tensor uncond = torch::tensor(pad_text({}, 6, 20)).unsqueeze(0).expand({2, 6}).contiguous();
+  EXPECT_TRUE(torch::equal(sample_image_tokens(prior, text, guided, g, {}, uncond, init).narrow(1, 0, 8), init));
+  // A whole image of init tokens leaves nothing to sample: an error, not a silent no-op.
+  EXPECT_THROW(sample_image_tokens(prior, text, SamplerSettings{}, g, {}, {}, torch::zeros({2, 12}, torch::kLong)),
+               Error);
+}
+
+TEST(Sampler, TopKOneIsTheGreedyPathOfTheFullModel) {
+  torch::manual_seed(8);
+  Prior prior(small_prior(5), 3, 4, 10);
+  prior->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);
+  SamplerSettings greedy;
+  greedy.top_k = 1;
+  torch::Generator g = step_generator(1, 0, 0);
+  const torch::Tensor sampled = sample_image_tokens(prior, text, greedy, g);
+  // The reference: argmax of a full forward pass, one token at a time.
+  torch::Tensor image = torch::zeros({2, 12}, torch::kLong);
+  for (int64_t i = 0; i < 12; ++i) image.select(1, i).copy_(prior->forward(text, image).image.select(1, i).argmax(-1));
+  EXPECT_TRUE(torch::equal(sampled, image));
+}

@@ -20,13 +20,17 @@ struct GenerateFlags {
   std::string prompt;
   std::string model;
   std::string output = "output.png";
-  int count = 4;
-  int batch = 4;
+  int count = 8;
+  int keep = 4;
+  bool keep_given = false;  // without -k, K = min(4, N)
+  int batch = 8;
   int64_t seed = -1;
   double temperature = 1.0;
   int top_k = 0;
   double top_p = 1.0;
   double cfg_scale = 1.0;
+  std::string init_image;
+  int init_rows = 0;
   int threads = 0;
   bool json = false;
 };
@@ -37,19 +41,33 @@ std::string numbered(const std::string& path, int i) {
   return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string())).string();
 }
 
-int run_generate(const GenerateFlags& f) {
+int run_generate(GenerateFlags& f) {
+  if (!f.keep_given) f.keep = std::min(f.keep, f.count);
+  if (f.keep > f.count)
+    throw Error("-k " + std::to_string(f.keep) + " keeps more images than -n " + std::to_string(f.count) +
+                " samples (K must be at most N)");
+  if (!f.init_image.empty() && f.init_rows == 0) throw Error("--init-image needs --init-rows R (rows to keep)");
+  if (f.init_image.empty() && f.init_rows != 0) throw Error("--init-rows needs --init-image IMG");
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
   const uint64_t seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}() & 0x7fffffff;
-  Bundle bundle = bundle_load(model);
   GenerateRequest request;
+  if (!f.init_image.empty()) request.init_image = image_load(f.init_image);
+  Bundle bundle = bundle_load(model);
   request.prompt = f.prompt;
   request.count = f.count;
+  request.keep = f.keep;
   request.batch = std::min(f.batch, f.count);
   request.seed = seed;
   request.sampler = {f.temperature, f.top_k, f.top_p, f.cfg_scale};
-  if (!f.json) std::fprintf(stderr, "generate: \"%s\" with %s, seed %llu\n", f.prompt.c_str(), model.c_str(),
-                            static_cast<unsigned long long>(seed));
+  request.init_rows = f.init_rows;
+  std::fprintf(stderr, "generate: \"%s\" with %s, seed %llu, %d candidates, keeping %d\n", f.prompt.c_str(),
+               model.c_str(), static_cast<unsigned long long>(seed), f.count, f.keep);
+  if (bundle.reranker)
+    std::fprintf(stderr, "generate: reranking with %s\n", kRerankWeightsFile);
+  else
+    std::fprintf(stderr, "generate: no %s in the bundle: not reranking, keeping the first %d of %d\n",
+                 kRerankWeightsFile, f.keep, f.count);
   ProgressBar bar("sampling", 1, "tok");
   const std::vector<GeneratedImage> images = generate_images(bundle, request, [&](int64_t done, int64_t total) {
     bar.set_total(total);
@@ -57,38 +75,51 @@ int run_generate(const GenerateFlags& f) {
   });
   bar.finish();
 
-  char settings[256];
-  std::snprintf(settings, sizeof(settings), "temperature: %g, top_k: %d, top_p: %g, cfg_scale: %g, n: %d, batch: %d",
-                f.temperature, f.top_k, f.top_p, f.cfg_scale, f.count, request.batch);
-  auto metadata = [&](int index) {
-    return PngText{{"prompt", f.prompt},
-                   {"seed", std::to_string(seed)},
-                   {"index", std::to_string(index)},
-                   {"sampler", settings},
-                   {"model", bundle.config.name + " (" + std::filesystem::path(model).filename().string() + ")"},
-                   {"software", std::string("dalle.cpp ") + DALLE_VERSION}};
+  char settings[320];
+  std::snprintf(settings, sizeof(settings),
+                "temperature: %g, top_k: %d, top_p: %g, cfg_scale: %g, n: %d, k: %d, batch: %d, init_rows: %d",
+                f.temperature, f.top_k, f.top_p, f.cfg_scale, f.count, f.keep, request.batch, f.init_rows);
+  const std::string model_name = bundle.config.name + " (" + std::filesystem::path(model).filename().string() + ")";
+  auto metadata = [&](const GeneratedImage* g, int rank) {
+    PngText text{{"prompt", f.prompt},
+                 {"seed", std::to_string(seed)},
+                 {"sampler", settings},
+                 {"model", model_name}};
+    if (!f.init_image.empty()) text.emplace_back("init_image", std::filesystem::path(f.init_image).filename().string());
+    if (g) {
+      char score[32];
+      std::snprintf(score, sizeof(score), "%.4f", g->score);
+      text.emplace_back("candidate", std::to_string(g->index + 1));
+      text.emplace_back("rank", std::to_string(rank));
+      text.emplace_back("rerank_score", bundle.reranker ? score : "none (no reranker in the bundle)");
+    }
+    text.emplace_back("software", std::string("dalle.cpp ") + DALLE_VERSION);
+    return text;
   };
   std::vector<Image> tiles;
   nlohmann::json report = nlohmann::json::array();
-  if (images.size() == 1) {
-    image_save_png(f.output, images[0].image, metadata(0));
-    report.push_back({{"path", f.output}, {"index", 0}});
-  } else {
-    for (const auto& g : images) {
-      const std::string path = numbered(f.output, g.index + 1);
-      image_save_png(path, g.image, metadata(g.index));
-      report.push_back({{"path", path}, {"index", g.index}});
-      tiles.push_back(g.image);
-    }
-    image_save_png(f.output, image_grid(tiles, std::min<int>(4, static_cast<int>(tiles.size()))), metadata(-1));
+  for (size_t r = 0; r < images.size(); ++r) {
+    const GeneratedImage& g = images[r];
+    const int rank = static_cast<int>(r) + 1;
+    const std::string path = images.size() == 1 ? f.output : numbered(f.output, rank);
+    image_save_png(path, g.image, metadata(&g, rank));
+    nlohmann::json entry = {{"path", path}, {"rank", rank}, {"candidate", g.index + 1}};
+    entry["score"] = bundle.reranker ? nlohmann::json(g.score) : nlohmann::json(nullptr);
+    report.push_back(entry);
+    tiles.push_back(g.image);
   }
-  if (f.json) {
-    std::printf("%s\n", nlohmann::json{{"prompt", f.prompt}, {"seed", seed}, {"grid", f.output}, {"images", report}}
-                            .dump(2).c_str());
-  } else {
-    std::fprintf(stderr, "generate: wrote %s%s (seed %llu)\n", f.output.c_str(),
-                 images.size() > 1 ? " (grid) and one PNG per image" : "", static_cast<unsigned long long>(seed));
-  }
+  if (images.size() > 1)
+    image_save_png(f.output, image_grid(tiles, std::min<int>(4, static_cast<int>(tiles.size()))), metadata(nullptr, 0));
+  if (f.json)
+    std::printf("%s\n", nlohmann::json{{"prompt", f.prompt}, {"seed", seed}, {"grid", images.size() > 1 ? f.output : ""},
+                                        {"reranked", static_cast<bool>(bundle.reranker)}, {"images", report}}
+                             .dump(2).c_str());
+  const std::string singles = images.size() > 1 ? " (grid, " + std::string(bundle.reranker ? "best first" : "in sampling order") +
+                                                    ") and " + numbered(f.output, 1) + " ... " +
+                                                    numbered(f.output, static_cast<int>(images.size()))
+                                              : "";
+  std::fprintf(stderr, "generate: wrote %s%s; repeat with -s %llu\n", f.output.c_str(), singles.c_str(),
+               static_cast<unsigned long long>(seed));
   return 0;
 }
 
@@ -99,10 +130,13 @@ void register_generate(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand("generate", "Make images from a caption with a model bundle");
   cmd->add_option("-p,--prompt", f.prompt, "The caption to draw")->required();
   cmd->add_option("-m,--model", f.model, "Model bundle folder (default: the shipped models/default)");
-  cmd->add_option("-o,--output", f.output, "Output PNG; with -n > 1 a grid, plus OUT-1.png ... per image")
+  cmd->add_option("-o,--output", f.output, "Output PNG: the grid of the K kept images, plus OUT-1.png ... OUT-K.png best first (K = 1: just OUT)")
       ->capture_default_str();
-  cmd->add_option("-n,--count", f.count, "Number of images to make")->capture_default_str()->check(CLI::Range(1, 4096));
-  cmd->add_option("-b,--batch", f.batch, "Images sampled together (memory vs. speed)")
+  cmd->add_option("-n,--count", f.count, "Candidates to sample (N); the reranker keeps the best K")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("-k,--keep", f.keep, "Images to keep and write (K <= N; default min(4, N)), best rerank score first")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("-b,--batch", f.batch, "Candidates sampled together (memory vs. speed)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-s,--seed", f.seed, "Random seed (default: random; printed so a run can be repeated)");
   cmd->add_option("--temperature", f.temperature, "Sampling temperature (paper: 1; 0 = argmax)")
@@ -115,9 +149,16 @@ void register_generate(CLI::App& app, Action& action) {
                   "Classifier-free guidance: > 1 follows the caption more closely (1 = off; best with a model "
                   "trained with prior_train.caption_drop > 0)")
       ->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_flag("--json", f.json, "Print the written paths as JSON on stdout");
+  cmd->add_option("--init-image", f.init_image,
+                  "Image prompt: keep the top --init-rows token rows of this image (dVAE-encoded) and sample the rest");
+  cmd->add_option("--init-rows", f.init_rows, "Token rows of --init-image to keep (1 .. grid rows - 1)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", f.json, "Print each kept image's path, rank and rerank score as JSON on stdout");
   add_threads_option(cmd, f.threads);
-  cmd->callback([&action] { action = [] { return run_generate(f); }; });
+  cmd->callback([&action, cmd] {
+    f.keep_given = cmd->count("--keep") > 0;
+    action = [] { return run_generate(f); };
+  });
 }
 
 }  // namespace dalle::cli

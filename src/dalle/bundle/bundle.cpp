@@ -48,6 +48,13 @@ Bundle bundle_load(const std::string& dir) {
   const std::string weights = path_join(dir, kPriorWeightsFile);
   module_load_weights(*b.prior, safetensors_load(weights), weights);
   b.prior->eval();
+  const std::string rerank = path_join(dir, kRerankWeightsFile);
+  if (path_exists(rerank)) {
+    b.reranker = reranker_load(rerank);
+    if (b.reranker->text_vocab() != b.tokenizer.vocab_size())
+      throw file_error(rerank, "reranker was trained for a tokenizer of " + std::to_string(b.reranker->text_vocab()) +
+                                   " ids; this bundle's has " + std::to_string(b.tokenizer.vocab_size()));
+  }
   return b;
 }
 

@@ -1,11 +1,13 @@
 // A model bundle is a folder: config.json (every hyperparameter, the tokenizer file name,
-// versions), vae.safetensors, prior.safetensors, the tokenizer file, and later
-// rerank.safetensors. Training runs write the same layout, so a run folder is a bundle.
+// versions), vae.safetensors, prior.safetensors, the tokenizer file, and optionally
+// rerank.safetensors (the contrastive reranker, over the same tokenizer). Training runs write
+// the same layout, so a run folder is a bundle.
 #pragma once
 #include <string>
 
 #include "dalle/bundle/config.h"
 #include "dalle/prior/transformer.h"
+#include "dalle/rerank/reranker.h"
 #include "dalle/text/tokenizer.h"
 #include "dalle/vae/dvae.h"
 
@@ -21,6 +23,7 @@ struct Bundle {
   Tokenizer tokenizer;
   Dvae vae{nullptr};
   Prior prior{nullptr};
+  Reranker reranker{nullptr};  // null when the bundle has no rerank.safetensors
 };
 
 // A folder with config.json and vae.safetensors (a VAE run, a token folder or a bundle).

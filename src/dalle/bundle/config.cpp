@@ -68,6 +68,18 @@ const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
   return f;
 }
 
+const std::vector<Field<RerankConfig>>& rerank_fields() {
+  static const std::vector<Field<RerankConfig>> f = {
+      DALLE_FIELD(RerankConfig, text_len),    DALLE_FIELD(RerankConfig, text_layers),
+      DALLE_FIELD(RerankConfig, text_width),  DALLE_FIELD(RerankConfig, text_heads),
+      DALLE_FIELD(RerankConfig, image_size),  DALLE_FIELD(RerankConfig, image_width),
+      DALLE_FIELD(RerankConfig, embed_dim),   DALLE_FIELD(RerankConfig, batch),
+      DALLE_FIELD(RerankConfig, steps),       DALLE_FIELD(RerankConfig, lr),
+      DALLE_FIELD(RerankConfig, warmup_steps), DALLE_FIELD(RerankConfig, weight_decay),
+      DALLE_FIELD(RerankConfig, ema_decay),   DALLE_FIELD(RerankConfig, val_pairs)};
+  return f;
+}
+
 #undef DALLE_FIELD
 
 template <typename T>
@@ -103,7 +115,8 @@ nlohmann::json config_to_json(const ModelConfig& c) {
           {"prior", fields_to_json(c.prior, prior_fields())},
           {"tokenizer", {{"file", c.tokenizer_file}}},
           {"vae_train", fields_to_json(c.vae_train, vae_train_fields())},
-          {"prior_train", fields_to_json(c.prior_train, prior_train_fields())}};
+          {"prior_train", fields_to_json(c.prior_train, prior_train_fields())},
+          {"rerank", fields_to_json(c.rerank, rerank_fields())}};
 }
 
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& source) {
@@ -133,6 +146,8 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
       fields_from_json(c.vae_train, vae_train_fields(), v, source, key);
     } else if (key == "prior_train") {
       fields_from_json(c.prior_train, prior_train_fields(), v, source, key);
+    } else if (key == "rerank") {
+      fields_from_json(c.rerank, rerank_fields(), v, source, key);
     } else {
       throw file_error(source, "unknown key '" + key + "'");
     }
@@ -177,6 +192,12 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(p.conv_kernel >= 1 && p.conv_kernel % 2 == 1, "prior.conv_kernel must be odd");
   need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
   need(c.prior_train.caption_drop >= 0 && c.prior_train.caption_drop < 1, "prior_train.caption_drop must be in [0, 1)");
+  const RerankConfig& r = c.rerank;
+  need(r.text_len >= 1 && r.text_layers >= 1, "rerank.text_len and rerank.text_layers must be >= 1");
+  need(r.text_heads >= 1 && r.text_width % r.text_heads == 0, "rerank.text_width must be divisible by rerank.text_heads");
+  need(r.image_size >= 8 && r.image_size % 8 == 0, "rerank.image_size must be a positive multiple of 8");
+  need(r.image_width >= 1 && r.embed_dim >= 1 && r.batch >= 2, "rerank sizes must be >= 1 (batch >= 2)");
+  need(r.val_pairs >= 0, "rerank.val_pairs must be >= 0");
   need(c.prior_train.bpe_dropout >= 0 && c.prior_train.bpe_dropout < 1, "prior_train.bpe_dropout must be in [0, 1)");
 }
 

@@ -71,6 +71,26 @@ struct PriorTrainConfig {
   double bpe_dropout = 0.1;   // skip each applicable BPE merge with this probability when training
 };
 
+// The contrastive reranker (SPEC §5): a small text transformer over the bundle's BPE ids and a
+// small CNN on pixels, projected to a shared embedding; trained with symmetric InfoNCE.
+// Independent of the dVAE and prior, so either can be retrained without touching it.
+struct RerankConfig {
+  int text_len = 24;       // BPE ids per caption (truncated; one shared pad id)
+  int text_layers = 2;
+  int text_width = 128;
+  int text_heads = 4;
+  int image_size = 64;     // pixels; candidates are resized to this
+  int image_width = 32;    // channels of the first conv; each of 3 stride-2 convs doubles (capped at 4x)
+  int embed_dim = 128;     // shared embedding
+  int batch = 128;
+  int64_t steps = 3000;
+  double lr = 1e-3;
+  int64_t warmup_steps = 100;
+  double weight_decay = 0.01;
+  double ema_decay = 0.99;
+  int val_pairs = 500;     // held out for the retrieval accuracy (pools of 100)
+};
+
 struct ModelConfig {
   std::string name = "tiny";
   VaeConfig vae;
@@ -78,6 +98,7 @@ struct ModelConfig {
   std::string tokenizer_file = "tokenizer.json";
   VaeTrainConfig vae_train;
   PriorTrainConfig prior_train;
+  RerankConfig rerank;
 };
 
 nlohmann::json config_to_json(const ModelConfig& config);

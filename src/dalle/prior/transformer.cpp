@@ -41,20 +41,23 @@ torch::Tensor AttentionBlockImpl::forward_sparse(const torch::Tensor& x, const B
   return merge_heads(sparse_masked_attention(qkv_out[0], qkv_out[1], qkv_out[2], layout, text_len, text_bias));
 }
 
-torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bias,
-                                          KvCache* cache, int layer) {
-  const int64_t s = x.size(1);
-  const int64_t hd = x.size(2) / heads_;
-  torch::Tensor qkv_out = project(x);
-  torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];  // [B, H, S, hd]
-  if (cache) {
-    const int64_t start = cache->length;
-    cache->keys[layer].narrow(2, start, s).copy_(k);
-    cache->values[layer].narrow(2, start, s).copy_(v);
-    k = cache->keys[layer].narrow(2, 0, start + s);
-    v = cache->values[layer].narrow(2, 0, start + s);
+torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bias) {
+  const torch::Tensor qkv_out = project(x);
+  return attend(qkv_out[0], qkv_out[1], qkv_out[2], bias);
+}
+
+torch::Tensor AttentionBlockImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& bias) {
+  const double scale = 1 / std::sqrt(double(q.size(-1)));
+  if (q.size(2) == 1) {
+    // One query per head (a decoding step): broadcast products instead of B * heads tiny
+    // matrix products, which cost more in call overhead than in arithmetic.
+    torch::Tensor scores = (q * k).sum(-1) * scale;  // [B, H, K]
+    if (bias.defined()) scores = scores + bias;
+    return merge_heads((torch::softmax(scores, -1).unsqueeze(-1) * v).sum(2, true));
   }
-  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(hd)) + bias;
+  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) * scale;
+  if (bias.defined()) scores = scores + bias;
   return merge_heads(torch::matmul(torch::softmax(scores, -1), v));
 }
 
@@ -121,22 +124,19 @@ torch::Tensor PriorImpl::embed_slots(const torch::Tensor& slot_tokens, int64_t f
   return image_emb(slot_tokens) + pos;
 }
 
-torch::Tensor PriorImpl::bias_rows(int layer, int64_t start, int64_t count) const {
-  const torch::Tensor& full = mask_bias_[static_cast<size_t>(masks_[layer])];
-  return full.narrow(0, start, count).narrow(1, 0, start + count);
+torch::Tensor PriorImpl::bias_rows(int layer, int64_t count) const {
+  return mask_bias_[static_cast<size_t>(masks_[layer])].narrow(0, 0, count).narrow(1, 0, count);
 }
 
-torch::Tensor PriorImpl::run_blocks(torch::Tensor x, int64_t start, KvCache* cache) {
-  const bool sparse = !cache && !dense_attention_;
+torch::Tensor PriorImpl::run_blocks(torch::Tensor x) {
   for (size_t i = 0; i < attn.size(); ++i) {
     const int layer = static_cast<int>(i);
-    if (sparse)
-      x = x + attn[i]->forward_sparse(x, layouts_[static_cast<size_t>(masks_[i])], config_.text_len, text_bias_);
+    if (dense_attention_)
+      x = x + attn[i]->forward(x, bias_rows(layer, x.size(1)));
     else
-      x = x + attn[i]->forward(x, bias_rows(layer, start, x.size(1)), cache, layer);
+      x = x + attn[i]->forward_sparse(x, layouts_[static_cast<size_t>(masks_[i])], config_.text_len, text_bias_);
     x = x + mlp[i]->forward(x);
   }
-  if (cache) cache->length = start + x.size(1);
   return ln_f(x);
 }
 
@@ -147,7 +147,7 @@ PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& i
   torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
   torch::Tensor slots = torch::cat({soi, image.narrow(1, 0, n - 1)}, 1);
   torch::Tensor x = torch::cat({embed_text(text), embed_slots(slots, 0)}, 1);
-  torch::Tensor h = run_blocks(x, 0, nullptr);
+  torch::Tensor h = run_blocks(x);
   PriorLogits out;
   out.text = text_head(h.narrow(1, 0, t - 1)).to(torch::kFloat32);
   out.image = image_head(h.narrow(1, t, n)).to(torch::kFloat32);
@@ -155,30 +155,44 @@ PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& i
 }
 
 KvCache PriorImpl::make_cache(int64_t batch) const {
-  KvCache cache;
-  const int64_t hd = config_.d_model / config_.heads;
-  const int64_t len = config_.text_len + image_tokens();
-  for (int i = 0; i < config_.layers; ++i) {
-    cache.keys.push_back(torch::empty({batch, config_.heads, len, hd}));
-    cache.values.push_back(torch::empty({batch, config_.heads, len, hd}));
-  }
-  return cache;
+  const MaskShape shape{config_.text_len, grid_h_, grid_w_, config_.conv_kernel};
+  return KvCache(masks_, shape, batch, config_.heads, config_.d_model / config_.heads);
 }
 
-torch::Tensor PriorImpl::prefill(const torch::Tensor& text, KvCache& cache) {
+torch::Tensor PriorImpl::prefill(const torch::Tensor& text, KvCache& cache, const torch::Tensor& init) {
   const int64_t b = text.size(0);
-  cache.length = 0;
-  torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
-  torch::Tensor x = torch::cat({embed_text(text), embed_slots(soi, 0)}, 1);
-  torch::Tensor h = run_blocks(x, 0, &cache);
-  return image_head(h.select(1, h.size(1) - 1)).to(torch::kFloat32);
+  TORCH_CHECK(!init.defined() || (init.size(0) == b && init.size(1) < image_tokens()),
+              "prefill: init tokens must be [", b, ", P < ", image_tokens(), "]");
+  torch::Tensor slots = torch::full({b, 1}, image_vocab_, torch::kLong);
+  if (init.defined()) slots = torch::cat({slots, init}, 1);
+  torch::Tensor x = torch::cat({embed_text(text), embed_slots(slots, 0)}, 1);
+  // The prefix sees itself through the dense masks, then leaves each layer's window behind.
+  for (size_t i = 0; i < attn.size(); ++i) {
+    const int layer = static_cast<int>(i);
+    const torch::Tensor qkv_out = attn[i]->project(x);
+    cache.store_prefix(layer, qkv_out[1], qkv_out[2]);
+    x = x + attn[i]->attend(qkv_out[0], qkv_out[1], qkv_out[2], bias_rows(layer, x.size(1)));
+    x = x + mlp[i]->forward(x);
+  }
+  cache.length = x.size(1);
+  return image_head(ln_f(x.select(1, x.size(1) - 1))).to(torch::kFloat32);
 }
 
 torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache& cache) {
   // Image token `index` sits in slot index + 1.
-  torch::Tensor x = embed_slots(token.view({-1, 1}), index + 1);
-  torch::Tensor h = run_blocks(x, cache.length, &cache);
-  return image_head(h.select(1, 0)).to(torch::kFloat32);
+  const int64_t slot = index + 1;
+  TORCH_CHECK(cache.length == config_.text_len + slot, "step: image token ", index, " fed out of order");
+  // One slot's position embedding as views: no index tensors per token.
+  torch::Tensor x = image_emb(token.view({-1, 1})) + row_emb.narrow(0, slot / grid_w_, 1) +
+                    col_emb.narrow(0, slot % grid_w_, 1);
+  for (size_t i = 0; i < attn.size(); ++i) {
+    const torch::Tensor qkv_out = attn[i]->project(x);
+    const KvCache::Window w = cache.store_step(static_cast<int>(i), slot, qkv_out[1], qkv_out[2]);
+    x = x + attn[i]->attend(qkv_out[0], w.keys, w.values, w.bias);
+    x = x + mlp[i]->forward(x);
+  }
+  cache.length += 1;
+  return image_head(ln_f(x.select(1, 0))).to(torch::kFloat32);
 }
 
 int64_t prior_param_count(const PriorConfig& c, int grid_h, int grid_w, int image_vocab) {

@@ -12,34 +12,32 @@
 #include <vector>
 
 #include "dalle/bundle/config.h"
+#include "dalle/prior/kv_cache.h"
 #include "dalle/prior/masks.h"
 #include "dalle/prior/sparse_attention.h"
 
 namespace dalle {
 
-// Per-layer key/value cache for incremental decoding: [B, heads, max_len, head_dim] each,
-// preallocated once per sampling call.
-struct KvCache {
-  std::vector<torch::Tensor> keys, values;
-  int64_t length = 0;  // positions filled
-};
-
 class AttentionBlockImpl : public torch::nn::Module {
  public:
   AttentionBlockImpl(int d_model, int heads, int layers);
-  // x [B, S, d] are positions [start, start + S); `bias` [S, start + S] is the additive mask.
-  // Without a cache start must be 0. Returns the residual branch (not yet added to x).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache,
-                        int layer);
+  // x [B, S, d] with the additive mask `bias` [S, S]. Returns the residual branch (not yet
+  // added to x).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias);
   // The whole sequence (text_len + N positions) with attention restricted to the mask's windows.
   torch::Tensor forward_sparse(const torch::Tensor& x, const BlockLayout& layout, int64_t text_len,
                                const torch::Tensor& text_bias);
   torch::nn::LayerNorm ln{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
 
- private:
   // ln -> qkv, as [3, B, heads, S, head_dim].
   torch::Tensor project(const torch::Tensor& x);
+  // Queries [B, H, S, hd] over keys/values [B, H, K, hd] with an optional additive bias
+  // broadcast to [B, H, S, K]; returns the residual branch [B, S, d].
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& bias);
+
+ private:
   torch::Tensor merge_heads(const torch::Tensor& out);
   int heads_;
 };
@@ -69,11 +67,12 @@ class PriorImpl : public torch::nn::Module {
   // tested and benchmarked against. Off by default.
   void use_dense_attention(bool dense) { dense_attention_ = dense; }
 
-  // Incremental decoding. `prefill` runs text + start-of-image and returns image logits for
-  // image token 0 ([B, image_vocab]); `step` feeds image token `index` and returns the logits
-  // for token index + 1.
+  // Incremental decoding with the windowed cache (kv_cache.h). `prefill` runs text,
+  // start-of-image and the given first image tokens `init` [B, P] (may be undefined: P = 0)
+  // and returns the image logits for token P ([B, image_vocab]); `step` feeds image token
+  // `index` and returns the logits for token index + 1.
   KvCache make_cache(int64_t batch) const;
-  torch::Tensor prefill(const torch::Tensor& text, KvCache& cache);
+  torch::Tensor prefill(const torch::Tensor& text, KvCache& cache, const torch::Tensor& init = {});
   torch::Tensor step(const torch::Tensor& token, int64_t index, KvCache& cache);
 
   int text_len() const { return config_.text_len; }
@@ -95,8 +94,8 @@ class PriorImpl : public torch::nn::Module {
   // (image_vocab = start-of-image).
   torch::Tensor embed_slots(const torch::Tensor& slot_tokens, int64_t first);
   torch::Tensor embed_text(const torch::Tensor& text);
-  torch::Tensor run_blocks(torch::Tensor x, int64_t start, KvCache* cache);
-  torch::Tensor bias_rows(int layer, int64_t start, int64_t count) const;
+  torch::Tensor run_blocks(torch::Tensor x);
+  torch::Tensor bias_rows(int layer, int64_t count) const;
 
   PriorConfig config_;
   int grid_h_, grid_w_, image_vocab_;

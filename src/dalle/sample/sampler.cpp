@@ -27,17 +27,24 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
 
 torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const SamplerSettings& s,
                                   torch::Generator& gen, const std::function<void(int64_t)>& on_token,
-                                  const torch::Tensor& uncond_text) {
+                                  const torch::Tensor& uncond_text, const torch::Tensor& init) {
   torch::InferenceMode inference;
   const bool guided = s.cfg_scale != 1.0;
   if (guided && (!uncond_text.defined() || uncond_text.sizes() != text.sizes()))
     throw Error("sampling: classifier-free guidance needs an unconditional caption batch");
   const int64_t b = text.size(0);
   const int64_t n = prior->image_tokens();
+  const int64_t given = init.defined() ? init.size(1) : 0;
+  if (init.defined() && (init.size(0) != b || given >= n))
+    throw Error("sampling: init tokens must be [" + std::to_string(b) + ", P] with P < " + std::to_string(n));
   torch::Tensor out = torch::empty({b, n}, torch::kLong);
-  KvCache cache = prior->make_cache(guided ? 2 * b : b);
-  torch::Tensor logits = prior->prefill(guided ? torch::cat({text, uncond_text}, 0) : text, cache);
-  for (int64_t i = 0; i < n; ++i) {
+  if (given > 0) out.narrow(1, 0, given).copy_(init);
+  const int64_t rows = guided ? 2 * b : b;
+  torch::Tensor fed = torch::empty({rows}, torch::kLong);  // this step's token for every cache row
+  KvCache cache = prior->make_cache(rows);
+  torch::Tensor logits = prior->prefill(guided ? torch::cat({text, uncond_text}, 0) : text, cache,
+                                        given == 0 ? torch::Tensor() : guided ? torch::cat({init, init}, 0) : init);
+  for (int64_t i = given; i < n; ++i) {
     torch::Tensor mixed = logits;
     if (guided) {
       const torch::Tensor cond = logits.narrow(0, 0, b), uncond = logits.narrow(0, b, b);
@@ -46,7 +53,11 @@ torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const
     torch::Tensor token = sample_logits(mixed, s, gen);
     out.select(1, i).copy_(token);
     if (on_token) on_token(i);
-    if (i + 1 < n) logits = prior->step(guided ? torch::cat({token, token}, 0) : token, i, cache);
+    if (i + 1 < n) {
+      fed.narrow(0, 0, b).copy_(token);
+      if (guided) fed.narrow(0, b, b).copy_(token);
+      logits = prior->step(fed, i, cache);
+    }
   }
   return out;
 }

@@ -1,0 +1,49 @@
+// Key/value cache for incremental decoding that keeps only what each layer's mask can reach
+// (SPEC §2 masks): every layer keeps all text keys; row and conv layers keep a ring buffer of
+// the last W image slots (W = the largest raster offset their mask allows, + 1: w + 1 for the
+// row mask, radius * w + radius + 1 for the conv mask); column layers keep, per column, the
+// earlier rows of that column. Buffers are allocated once per sampling call and zeroed (a
+// never-written entry is masked, and 0 * garbage could still be NaN); a step writes one slot
+// with copy_ and attends through views, so decoding allocates nothing per token but results.
+#pragma once
+#include <torch/types.h>
+
+#include <vector>
+
+#include "dalle/prior/masks.h"
+
+namespace dalle {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  KvCache(const std::vector<MaskType>& masks, const MaskShape& shape, int64_t batch, int heads, int64_t head_dim);
+
+  // Keys/values [B, H, S, hd] of positions [0, S): the text, then image slots 0 .. S-T-1.
+  void store_prefix(int layer, const torch::Tensor& k, const torch::Tensor& v);
+
+  // What the query of one image slot may attend: keys/values [B, H, K, hd] and the additive
+  // bias [1, K] (undefined when every key is allowed).
+  struct Window {
+    torch::Tensor keys, values, bias;
+  };
+  // Stores image slot `slot`'s k/v [B, H, 1, hd] for `layer`, then returns its window.
+  Window store_step(int layer, int64_t slot, const torch::Tensor& k, const torch::Tensor& v);
+
+  // Image slots of the ring buffer for a mask type (1 + the largest allowed raster offset).
+  static int64_t ring_size(MaskType type, const MaskShape& shape);
+  int64_t bytes() const;
+  int64_t length = 0;  // positions filled (text + image slots)
+
+ private:
+  // slot -> (row, column) storage for column layers; slot % W for ring layers.
+  void store_slot(int layer, int64_t slot, const torch::Tensor& k, const torch::Tensor& v);
+
+  std::vector<MaskType> masks_;
+  MaskShape shape_{};
+  std::vector<torch::Tensor> keys_, values_;  // ring: [B, H, T + W, hd]; column: [B, H, w, T + h, hd]
+  torch::Tensor ring_bias_[3];                // per mask type: [image slots, T + W], 0 or -inf
+  int64_t ring_[3] = {0, 0, 0};
+};
+
+}  // namespace dalle

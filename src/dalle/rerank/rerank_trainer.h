@@ -1,0 +1,42 @@
+// `dalle rerank train`: the contrastive reranker's training loop on image-caption pairs (any
+// source data/image_folder.h reads): AdamW, warm-up then cosine decay, EMA, a held-out split
+// scored by caption->image retrieval, metrics.jsonl, atomic checkpoints and exact resume.
+// The run folder holds rerank.safetensors (EMA weights, self-describing), config.json and the
+// tokenizer; copy rerank.safetensors into a bundle to have `dalle generate` rerank with it.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "dalle/bundle/config.h"
+
+namespace dalle {
+
+struct RerankTrainOptions {
+  std::string data;       // image-caption source
+  std::string out;        // run folder
+  std::string tokenizer;  // tokenizer file; empty = learn one from the captions
+  int64_t steps = -1;     // -1 = config
+  uint64_t seed = 0;
+  bool resume = false;
+  int threads = 0;
+  int64_t val_every = 500;
+  int64_t save_every = 500;
+  int64_t max_images = -1;  // -1 = all
+  bool quiet = false;
+};
+
+struct RetrievalAccuracy {
+  double top1 = 0, top5 = 0;
+  int pool = 0;   // candidates per caption
+  int pairs = 0;  // captions scored
+};
+
+struct RerankTrainResult {
+  double first_loss = 0, last_loss = 0;
+  RetrievalAccuracy val;
+  int64_t steps = 0;
+};
+
+RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptions& options);
+
+}  // namespace dalle
