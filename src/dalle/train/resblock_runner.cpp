@@ -31,7 +31,7 @@ struct UnscaleFilter : torch::autograd::Function<UnscaleFilter> {
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     torch::Tensor g = grad[0].to(torch::kFloat32) / ctx->saved_data["scale"].toDouble();
-    return {g.masked_fill_(g.isfinite().logical_not(), 0.0), torch::Tensor()};
+    return {g.nan_to_num_(0.0, 0.0, 0.0), torch::Tensor()};
   }
 };
 
