@@ -9,6 +9,7 @@
 
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/token_set.h"
+#include "dalle/io/plot.h"
 #include "dalle/io/safetensors.h"
 #include "dalle/io/weights.h"
 #include "dalle/prior/loss.h"
@@ -353,8 +354,9 @@ TEST(Precision, Bf16SmallPriorValidationLossWithin2PercentOfFp32) {
   EXPECT_NEAR(val[1], val[0], 0.02 * val[0]);
 }
 
-// fp16 (emulated) training logs scales and skips per step, and a resumed run continues the
-// scales exactly: the same metrics as an uninterrupted run.
+// fp16 (emulated) training with checkpointing logs scales and skips per step, a resumed run
+// continues the scales exactly (the same metrics as an uninterrupted run), and `dalle plot`
+// draws them.
 TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
   const std::string dir = test::scratch_dir("fp16_resume").string();
   ModelConfig c = preset("tiny");
@@ -387,4 +389,7 @@ TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
     EXPECT_DOUBLE_EQ(a[i]["loss"].get<double>(), b[i]["loss"].get<double>()) << "step " << i + 1;
   }
   EXPECT_NEAR(a.back()["grad_scales"][0].get<double>(), std::exp2(13 + 6.0 / 1000), 1e-9);
+  const std::string png = dir + "/scales.png";
+  EXPECT_TRUE(plot_grad_scales(path_join(dir + "/resumed", "metrics.jsonl"), png));
+  EXPECT_TRUE(path_exists(png));
 }

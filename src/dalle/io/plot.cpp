@@ -95,7 +95,7 @@ void plot_metrics(const std::string& metrics_path, const std::string& png_path) 
   if (rows == 0) throw file_error(metrics_path, "no metrics to plot yet");
   write_file_atomic(data_path, data);
 
-  std::string script = "set terminal pngcairo size 1000,600 font 'sans,10'\n";
+  std::string script = "set terminal pngcairo noenhanced size 1000,600 font 'sans,10'\n";
   script += "set output " + quote(png_path) + "\n";
   script += "set title " + quote(run_title(metrics_path)) + "\n";
   script += "set xlabel 'step'\nset ylabel 'loss (nats)'\nset grid\nset key outside right\n";
@@ -135,7 +135,7 @@ bool plot_grad_scales(const std::string& metrics_path, const std::string& png_pa
   const std::string data_path = png_path + ".dat";
   write_file_atomic(data_path, data);
   // log2 of the scale on a linear axis: the paper's Fig. 12 reads in powers of two.
-  std::string script = "set terminal pngcairo size 1000,600 font 'sans,10'\n";
+  std::string script = "set terminal pngcairo noenhanced size 1000,600 font 'sans,10'\n";
   script += "set output " + quote(png_path) + "\n";
   script += "set title " + quote(run_title(metrics_path) + ": per-resblock gradient scales") + "\n";
   script += "set xlabel 'step'\nset ylabel 'log2(gradient scale)'\nset grid\nset key outside right\n";
