@@ -3,8 +3,7 @@
 // activation checkpointing and with per-resblock gradient scaling (what `dalle train
 // --precision bf16` runs). Forward, backward and an AdamW update on random tokens. Prints
 // tokens/s, ratios, MFU against this machine's bf16 and fp32 matmul peaks measured in the same
-// run, and peak RSS after each path (paths run in order of increasing memory, so each peak is
-// that path's own).
+// run, and each path's peak RSS.
 // Usage: bench_prior_attention [CONFIG] [BATCH] [STEPS]   (default: configs/bench-m.json 4 3)
 #include <sys/resource.h>
 
@@ -75,33 +74,38 @@ int main(int argc, char** argv) {
                               {"dense fp32 (reference)", true, false, false, false}};
   const auto blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
-  double rate[kPaths] = {}, rss[kPaths] = {};
-  for (int p = 0; p < kPaths; ++p) {
+  auto train_step = [&](int p, int64_t step) {
     prior->use_dense_attention(paths[p].dense);
     ResblockRunnerOptions runner;
     runner.scales = paths[p].scaled ? &scales : nullptr;
     runner.checkpoint = paths[p].checkpoint;
     prior->set_resblock_runner(paths[p].scaled || paths[p].checkpoint ? resblock_runner_make(runner) : nullptr);
-    double seconds = 0;
-    for (int s = 0; s <= steps; ++s) {  // step 0 warms up
-      const auto t0 = std::chrono::steady_clock::now();
-      optimizer.zero_grad();
-      PriorLogits logits;
-      {
-        CpuAutocastGuard autocast(paths[p].bf16);
-        logits = prior->forward(text, image);
-      }
-      prior_loss(logits, text, image, pc.text_len > 1 ? 1.0 / 8 : 0.0).loss.backward();
-      if (paths[p].scaled) scales.update(grad_scales_unscale(scales, blocks, false), s);
-      optimizer.step();
-      if (s > 0) seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t0 = std::chrono::steady_clock::now();
+    optimizer.zero_grad();
+    PriorLogits logits;
+    {
+      CpuAutocastGuard autocast(paths[p].bf16);
+      logits = prior->forward(text, image);
     }
-    rate[p] = tokens * steps / seconds;
+    prior_loss(logits, text, image, pc.text_len > 1 ? 1.0 / 8 : 0.0).loss.backward();
+    if (paths[p].scaled) scales.update(grad_scales_unscale(scales, blocks, false), step);
+    optimizer.step();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // One warm-up step per path, in order of increasing memory: each peak RSS is that path's.
+  double rss[kPaths] = {}, seconds[kPaths] = {}, rate[kPaths] = {};
+  for (int p = 0; p < kPaths; ++p) {
+    train_step(p, 0);
     rss[p] = peak_rss_gib();
+  }
+  // Timed steps interleave the paths, so a change in machine load hits them all alike.
+  for (int s = 1; s <= steps; ++s)
+    for (int p = 0; p < kPaths; ++p) seconds[p] += train_step(p, s);
+  for (int p = 0; p < kPaths; ++p) {
+    rate[p] = tokens * steps / seconds[p];
     std::printf("  %-26s %8.0f tok/s  %6.2f s/step  MFU %5.1f%% of bf16 peak, %5.1f%% of fp32 peak  peak RSS %.2f GiB\n",
-                paths[p].name, rate[p], seconds / steps, 100 * cost.train_flops_per_token * rate[p] / peak_bf16,
+                paths[p].name, rate[p], seconds[p] / steps, 100 * cost.train_flops_per_token * rate[p] / peak_bf16,
                 100 * cost.train_flops_per_token * rate[p] / peak_fp32, rss[p]);
-    std::fflush(stdout);
   }
   std::printf("fast path / dense fp32 reference: %.2fx   sparse fp32 / dense fp32: %.2fx   bf16 / fp32 (sparse): %.2fx\n",
               rate[kFast] / rate[kDense], rate[kFp32] / rate[kDense], rate[kFast] / rate[kFp32]);

@@ -40,6 +40,8 @@ struct BranchHolder : torch::CustomClassHolder {
   ResidualBranch fn;
 };
 
+// Runs `branch(x)` without keeping its activations; backward recomputes it with gradients
+// enabled (and under the forward's autocast state) and accumulates its parameters' gradients.
 struct Checkpoint : torch::autograd::Function<Checkpoint> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const ResidualBranch& branch) {
     ctx->saved_data["branch"] = c10::IValue::make_capsule(c10::make_intrusive<BranchHolder>(branch));
@@ -70,17 +72,13 @@ torch::Tensor round_fp16(const torch::Tensor& x) {
 
 }  // namespace
 
-torch::Tensor checkpoint_branch(const ResidualBranch& branch, const torch::Tensor& x) {
-  return Checkpoint::apply(x, branch);
-}
-
 ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options) {
   return [options](int64_t block, const torch::Tensor& x, const ResidualBranch& branch) {
     ResidualBranch inner = branch;
     if (options.fp16) inner = [branch](const torch::Tensor& h) { return round_fp16(branch(round_fp16(h))); };
     const double scale = options.scales ? options.scales->scale(block) : 1.0;
     const torch::Tensor in = options.scales ? UnscaleFilter::apply(x, scale) : x;
-    const torch::Tensor out = options.checkpoint ? checkpoint_branch(inner, in) : inner(in);
+    const torch::Tensor out = options.checkpoint ? Checkpoint::apply(in, inner) : inner(in);
     return options.scales ? ScaleGrad::apply(out, scale) : out;
   };
 }

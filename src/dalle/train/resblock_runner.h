@@ -24,8 +24,4 @@ struct ResblockRunnerOptions {
 // unscale them with grad_scales_unscale.
 ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options);
 
-// Runs `branch(x)` without keeping its activations; backward recomputes it with gradients
-// enabled (and under the forward's autocast state) and accumulates its parameters' gradients.
-torch::Tensor checkpoint_branch(const ResidualBranch& branch, const torch::Tensor& x);
-
 }  // namespace dalle
