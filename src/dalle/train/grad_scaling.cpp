@@ -68,6 +68,8 @@ std::optional<double> scaled_update(GradScales* scales, const std::vector<std::v
                                     AdamW& optimizer, double lr, int64_t step) {
   if (scales && scales->update(grad_scales_unscale(*scales, blocks, fp16_grads), step)) return std::nullopt;
   const double norm = torch::nn::utils::clip_grad_norm_(params, clip);
+  // The fp32 parameters outside the resblocks: a non-finite gradient there skips the update too.
+  if (scales && !std::isfinite(norm)) return std::nullopt;
   optimizer.step(lr);
   return norm;
 }

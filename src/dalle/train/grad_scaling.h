@@ -50,8 +50,9 @@ std::vector<bool> grad_scales_unscale(const GradScales& scales,
                                       bool fp16_grads);
 
 // The update that ends a training step. With `scales` (16-bit modes): unscales the resblocks'
-// gradients and updates the scales; when a block overflowed, nothing else happens (parameters,
-// AdamW moments and step count stay as they were) and it returns nullopt. Otherwise it clips
+// gradients and updates the scales; when a block overflowed, or any other gradient is not
+// finite, nothing else happens (parameters, AdamW moments and step count stay as they were) and
+// it returns nullopt. Otherwise it clips
 // the gradients of `params` to global norm `clip`, steps `optimizer` and returns the norm
 // before clipping.
 std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
