@@ -44,8 +44,12 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("--sample-every", o.sample_every, "Sample grid for fixed prompts every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-samples", f.no_samples, "Do not write sample grids");
-  cmd->add_option("--precision", o.precision, "fp32, or bf16 autocast for matrix products (oneDNN)")
-      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--precision", o.precision,
+                  "fp32; bf16 autocast for matrix products (oneDNN); fp16 (emulated on CPU). 16-bit modes "
+                  "use per-resblock gradient scaling")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
+                "Recompute each resblock in backward instead of keeping its activations (less memory, ~1/3 more compute)");
   add_threads_option(cmd, o.threads);
   cmd->callback([&action] { action = [] { return run_train(f); }; });
 }

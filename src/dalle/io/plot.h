@@ -9,4 +9,9 @@ namespace dalle {
 // gnuplot is missing or fails.
 void plot_metrics(const std::string& metrics_path, const std::string& png_path);
 
+// The per-resblock gradient scales of a 16-bit prior run (log2, one line per resblock: attn_0,
+// mlp_0, attn_1, ...), like the paper's Fig. 12. Returns false, writing nothing, when the run
+// logged none (fp32 runs, dVAE runs).
+bool plot_grad_scales(const std::string& metrics_path, const std::string& png_path);
+
 }  // namespace dalle

@@ -129,13 +129,26 @@ torch::Tensor PriorImpl::bias_rows(int layer, int64_t count) const {
 }
 
 torch::Tensor PriorImpl::run_blocks(torch::Tensor x) {
+  // Branches capture by value: a checkpointing runner calls them again during backward.
+  auto run = [&](int64_t block, const torch::Tensor& in, const ResidualBranch& branch) {
+    return resblock_runner_ ? resblock_runner_(block, in, branch) : branch(in);
+  };
   for (size_t i = 0; i < attn.size(); ++i) {
     const int layer = static_cast<int>(i);
-    if (dense_attention_)
-      x = x + attn[i]->forward(x, bias_rows(layer, x.size(1)));
-    else
-      x = x + attn[i]->forward_sparse(x, layouts_[static_cast<size_t>(masks_[i])], config_.text_len, text_bias_);
-    x = x + mlp[i]->forward(x);
+    AttentionBlock a = attn[i];
+    if (dense_attention_) {
+      const torch::Tensor bias = bias_rows(layer, x.size(1));
+      x = x + run(2 * i, x, [a, bias](const torch::Tensor& h) mutable { return a->forward(h, bias); });
+    } else {
+      const BlockLayout* layout = &layouts_[static_cast<size_t>(masks_[i])];
+      const int64_t text_len = config_.text_len;
+      const torch::Tensor text_bias = text_bias_;
+      x = x + run(2 * i, x, [a, layout, text_len, text_bias](const torch::Tensor& h) mutable {
+            return a->forward_sparse(h, *layout, text_len, text_bias);
+          });
+    }
+    MlpBlock m = mlp[i];
+    x = x + run(2 * i + 1, x, [m](const torch::Tensor& h) mutable { return m->forward(h); });
   }
   return ln_f(x);
 }
@@ -151,6 +164,15 @@ PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& i
   PriorLogits out;
   out.text = text_head(h.narrow(1, 0, t - 1)).to(torch::kFloat32);
   out.image = image_head(h.narrow(1, t, n)).to(torch::kFloat32);
+  return out;
+}
+
+std::vector<std::vector<torch::Tensor>> PriorImpl::resblock_parameters() const {
+  std::vector<std::vector<torch::Tensor>> out;
+  for (size_t i = 0; i < attn.size(); ++i) {
+    out.push_back(attn[i]->parameters());
+    out.push_back(mlp[i]->parameters());
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <vector>
 
 #include "dalle/bundle/config.h"
@@ -52,6 +53,14 @@ class MlpBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MlpBlock);
 
+// A resblock's residual branch as a function of its input.
+using ResidualBranch = std::function<torch::Tensor(const torch::Tensor&)>;
+// Runs resblock `block` (order attn_0, mlp_0, attn_1, ...) on the identity-path input `x` and
+// returns the branch output. Training installs one for per-resblock gradient scaling, fp16
+// numerics or activation checkpointing (train/resblock_runner.h); it must call `branch`.
+using ResblockRunner =
+    std::function<torch::Tensor(int64_t block, const torch::Tensor& x, const ResidualBranch& branch)>;
+
 struct PriorLogits {
   torch::Tensor text;   // [B, T-1, text_vocab + text_len]: predicts text[1:]
   torch::Tensor image;  // [B, N, image_vocab]: predicts image[0:]
@@ -66,6 +75,10 @@ class PriorImpl : public torch::nn::Module {
   // The dense masked computation over all (text + N)^2 pairs: the reference the sparse path is
   // tested and benchmarked against. Off by default.
   void use_dense_attention(bool dense) { dense_attention_ = dense; }
+  // Wraps every resblock of `forward` (not the cached decoding path); empty = plain calls.
+  void set_resblock_runner(ResblockRunner runner) { resblock_runner_ = std::move(runner); }
+  // Parameters of each resblock, in the runner's block order.
+  std::vector<std::vector<torch::Tensor>> resblock_parameters() const;
 
   // Incremental decoding with the windowed cache (kv_cache.h). `prefill` runs text,
   // start-of-image and the given first image tokens `init` [B, P] (may be undefined: P = 0)
@@ -104,6 +117,7 @@ class PriorImpl : public torch::nn::Module {
   std::vector<BlockLayout> layouts_;      // per distinct mask type
   torch::Tensor text_bias_;               // causal [T, T]
   bool dense_attention_ = false;
+  ResblockRunner resblock_runner_;
 };
 TORCH_MODULE(Prior);
 

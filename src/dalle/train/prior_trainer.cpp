@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "dalle/bundle/bundle.h"
@@ -19,6 +20,7 @@
 #include "dalle/train/matmul_peak.h"
 #include "dalle/train/metrics_log.h"
 #include "dalle/train/precision.h"
+#include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
@@ -82,7 +84,9 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     config.vae_train = vae_config.vae_train;
   }
   PriorTrainConfig& tc = config.prior_train;
-  const bool bf16 = precision_from_name(opt.precision) == Precision::bf16;
+  const Precision precision = precision_from_name(opt.precision, {Precision::fp32, Precision::bf16, Precision::fp16});
+  const bool bf16 = precision == Precision::bf16;
+  const bool scaled = precision != Precision::fp32;
   if (opt.steps >= 0) tc.steps = opt.steps;
   const PriorConfig& pc = config.prior;
 
@@ -119,6 +123,15 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   for (auto& item : prior->named_parameters(true)) params.emplace_back(item.key(), item.value());
   AdamW optimizer(params, {tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay}, decays);
   Ema ema(*prior);
+  const std::vector<std::vector<torch::Tensor>> blocks = prior->resblock_parameters();
+  GradScales scales(static_cast<int64_t>(blocks.size()));
+  if (scaled || opt.checkpoint_activations) {
+    ResblockRunnerOptions runner;
+    runner.scales = scaled ? &scales : nullptr;
+    runner.fp16 = precision == Precision::fp16;
+    runner.checkpoint = opt.checkpoint_activations;
+    prior->set_resblock_runner(resblock_runner_make(runner));
+  }
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
   int64_t start = 0;
   if (opt.resume) {
@@ -128,6 +141,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     plateau.sum_ = state.value("plateau_sum", 0.0);
     plateau.count_ = state.value("plateau_count", int64_t(0));
     plateau.halvings_ = state.value("plateau_halvings", 0);
+    if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
   }
   config_save(path_join(opt.out, kConfigFile), config);
   std::filesystem::copy_file(path_join(opt.data, kVaeWeightsFile), path_join(opt.out, kVaeWeightsFile),
@@ -152,7 +166,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     checkpoint_save(ckpt_path, *prior, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
                      {"plateau_sum", plateau.sum_}, {"plateau_count", plateau.count_},
-                     {"plateau_halvings", plateau.halvings_}});
+                     {"plateau_halvings", plateau.halvings_}, {"grad_scales", scales.state()}});
     ema.copy_to(*bundle.prior);
     SafeTensors weights;
     module_weights_into(*bundle.prior, weights);
@@ -226,9 +240,13 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     }
     if (!std::isfinite(loss_sum))
       throw Error("train: loss became non-finite at step " + std::to_string(step) + " (try a lower lr)");
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(prior->parameters(), tc.grad_clip);
-    optimizer.step(lr);
-    ema.update(*prior, tc.ema_decay);
+    // A skipped update leaves weights, AdamW moments and step count, and the EMA untouched.
+    const std::optional<double> norm = scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
+                                                     prior->parameters(), tc.grad_clip, optimizer, lr, step);
+    const bool skipped = !norm;
+    const double grad_norm = norm.value_or(0.0);
+    if (!skipped) ema.update(*prior, tc.ema_decay);
+    result.skipped_steps += skipped;
     plateau.observe(loss_sum);
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -240,6 +258,11 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
                              {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},
                              {"tok_per_s", tok_per_s}, {"mfu", mfu}};
+    if (scaled) {
+      record["grad_scales"] = scales.scales();
+      record["skipped"] = skipped;
+      if (skipped) record["grad_norm"] = nullptr;
+    }
     const bool last = step + 1 == tc.steps;
     if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       const auto [val_text, val_image] = evaluate();
@@ -249,9 +272,10 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     }
     metrics.write(record);
     if (!opt.quiet) {
-      char extra[200];
-      std::snprintf(extra, sizeof(extra), "loss %.4f text %.3f img %.3f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%",
-                    loss_sum, text_sum, image_sum, lr, grad_norm, tok_per_s, 100 * mfu);
+      char extra[220];
+      std::snprintf(extra, sizeof(extra), "loss %.4f text %.3f img %.3f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%%s",
+                    loss_sum, text_sum, image_sum, lr, grad_norm, tok_per_s, 100 * mfu,
+                    skipped ? " (skipped: gradient overflow)" : "");
       bar.update(step - start + 1, extra);
     }
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);

@@ -26,7 +26,10 @@ struct PriorTrainOptions {
   int64_t sample_every = 500;
   std::vector<std::string> sample_prompts = {"a red circle", "a small blue square in the top left corner",
                                              "a green star above a yellow heart", "a large white cross"};
-  std::string precision = "fp32";  // fp32, or bf16 autocast (oneDNN on CPU)
+  // fp32; bf16 autocast (oneDNN on CPU); fp16 (emulated on CPU). 16-bit modes use per-resblock
+  // gradient scaling and skip updates whose block gradients overflow.
+  std::string precision = "fp32";
+  bool checkpoint_activations = false;  // recompute each resblock in backward to save memory
   bool quiet = false;
 };
 
@@ -35,6 +38,7 @@ struct PriorTrainResult {
   double val_loss_image = 0;
   double tokens_per_second = 0;
   int64_t steps = 0;
+  int64_t skipped_steps = 0;  // updates skipped for a gradient overflow (16-bit modes)
 };
 
 PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& options);

@@ -26,6 +26,15 @@ inline torch::Generator make_cpu_generator(uint64_t seed) { return at::detail::c
 
 // Runs the ops in its scope in bf16 where autocast says it is safe (matmuls, convolutions) and
 // in fp32 elsewhere, on CPU through oneDNN. Disabled guards do nothing.
+// Whether CPU autocast is on in this thread (checkpointed blocks recompute under the same state).
+inline bool cpu_autocast_enabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 class CpuAutocastGuard {
  public:
   explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {

@@ -1,0 +1,77 @@
+#include "dalle/train/grad_scaling.h"
+
+#include "dalle/util/torch_api.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "dalle/util/error.h"
+
+namespace dalle {
+
+GradScales::GradScales(int64_t blocks, int replicas)
+    : scales_(static_cast<size_t>(blocks), replicas * std::exp2(kInitLog2)),
+      last_backoff_(static_cast<size_t>(blocks), -kBackoffInterval),
+      min_(replicas * std::exp2(kMinLog2)),
+      max_(replicas * std::exp2(kMaxLog2)) {}
+
+bool GradScales::update(const std::vector<bool>& overflowed, int64_t step) {
+  const bool skip = std::find(overflowed.begin(), overflowed.end(), true) != overflowed.end();
+  for (size_t b = 0; b < scales_.size(); ++b) {
+    if (overflowed[b]) {
+      if (step - last_backoff_[b] >= kBackoffInterval) {
+        scales_[b] /= std::sqrt(2.0);
+        last_backoff_[b] = step;
+      }
+    } else if (!skip) {
+      scales_[b] *= std::exp2(1.0 / 1000);
+    }
+    scales_[b] = std::clamp(scales_[b], min_, max_);
+  }
+  return skip;
+}
+
+nlohmann::json GradScales::state() const { return {{"scales", scales_}, {"last_backoff", last_backoff_}}; }
+
+void GradScales::load_state(const nlohmann::json& state) {
+  auto scales = state.at("scales").get<std::vector<double>>();
+  auto last = state.at("last_backoff").get<std::vector<int64_t>>();
+  if (scales.size() != scales_.size() || last.size() != scales_.size())
+    throw Error("gradient scales: checkpoint has " + std::to_string(scales.size()) + " blocks, the model " +
+                std::to_string(scales_.size()));
+  scales_ = std::move(scales);
+  last_backoff_ = std::move(last);
+}
+
+std::vector<bool> grad_scales_unscale(const GradScales& scales,
+                                      const std::vector<std::vector<torch::Tensor>>& blocks,
+                                      bool fp16_grads) {
+  torch::NoGradGuard no_grad;
+  std::vector<bool> overflowed(blocks.size(), false);
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    // One reduction per block, read once: a sync per tensor would cost more than the check.
+    std::vector<torch::Tensor> finite;
+    for (const torch::Tensor& p : blocks[b]) {
+      torch::Tensor g = p.mutable_grad();
+      if (!g.defined()) continue;
+      if (fp16_grads) g.copy_(g.to(torch::kHalf));
+      finite.push_back(g.isfinite().all());
+      g.div_(scales.scale(static_cast<int64_t>(b)));
+    }
+    overflowed[b] = !finite.empty() && !torch::stack(finite).all().item<bool>();
+  }
+  return overflowed;
+}
+
+std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
+                                    bool fp16_grads, const std::vector<torch::Tensor>& params, double clip,
+                                    AdamW& optimizer, double lr, int64_t step) {
+  if (scales && scales->update(grad_scales_unscale(*scales, blocks, fp16_grads), step)) return std::nullopt;
+  const double norm = torch::nn::utils::clip_grad_norm_(params, clip);
+  // The fp32 parameters outside the resblocks: a non-finite gradient there skips the update too.
+  if (scales && !std::isfinite(norm)) return std::nullopt;
+  optimizer.step(lr);
+  return norm;
+}
+
+}  // namespace dalle

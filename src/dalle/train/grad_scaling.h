@@ -1,0 +1,62 @@
+// Per-resblock gradient scaling (SPEC §3, the paper's Fig. 4): every resblock keeps its own
+// scale, because in a deep 16-bit model the gradients of different resblocks span more binades
+// than fp16 holds, so no single loss scale avoids both overflow in some blocks and underflow in
+// others. This unit holds the scales and their update rule and unscales parameter gradients;
+// train/resblock_runner.h applies the scales to activation gradients at block boundaries.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "dalle/train/adamw.h"
+
+namespace dalle {
+
+class GradScales {
+ public:
+  static constexpr double kInitLog2 = 13, kMinLog2 = 7, kMaxLog2 = 24;  // times M (replicas)
+  static constexpr int64_t kBackoffInterval = 125;  // at most one decrease per this many updates
+
+  // `replicas`: M, the number of data-parallel replicas the gradients are summed over.
+  GradScales(int64_t blocks, int replicas = 1);
+
+  double scale(int64_t block) const { return scales_[static_cast<size_t>(block)]; }
+  const std::vector<double>& scales() const { return scales_; }
+  void set_scale(int64_t block, double scale) { scales_[static_cast<size_t>(block)] = scale; }
+
+  // After the backward pass of update `step`: blocks whose parameter gradients held Inf/NaN are
+  // divided by √2 (unless they were within the last 125 updates), the others multiplied by
+  // 2^(1/1000) when the update is taken; all clamped to [M·2^7, M·2^24]. Returns true when the
+  // update must be skipped (some block overflowed); then finite blocks keep their scale.
+  bool update(const std::vector<bool>& overflowed, int64_t step);
+
+  nlohmann::json state() const;  // for checkpoints: scales and last decrease steps
+  void load_state(const nlohmann::json& state);
+
+ private:
+  std::vector<double> scales_;
+  std::vector<int64_t> last_backoff_;  // step of each block's last decrease, or -kBackoffInterval
+  double min_, max_;
+};
+
+// Divides each resblock's parameter gradients (`blocks[b]`, scaled by scale(b) in backward)
+// by its scale in place; with `fp16_grads` they are first rounded to fp16, as fp16 weight
+// gradients would be. Returns per block whether any of its gradients is Inf/NaN.
+std::vector<bool> grad_scales_unscale(const GradScales& scales,
+                                      const std::vector<std::vector<torch::Tensor>>& blocks,
+                                      bool fp16_grads);
+
+// The update that ends a training step. With `scales` (16-bit modes): unscales the resblocks'
+// gradients and updates the scales; when a block overflowed, or any other gradient is not
+// finite, nothing else happens (parameters, AdamW moments and step count stay as they were) and
+// it returns nullopt. Otherwise it clips
+// the gradients of `params` to global norm `clip`, steps `optimizer` and returns the norm
+// before clipping.
+std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
+                                    bool fp16_grads, const std::vector<torch::Tensor>& params, double clip,
+                                    AdamW& optimizer, double lr, int64_t step);
+
+}  // namespace dalle

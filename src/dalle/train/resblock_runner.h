@@ -1,0 +1,27 @@
+// What training wraps around each resblock of the prior (SPEC §3): per-resblock gradient
+// scaling with the paper's Inf/NaN filter, emulated fp16 numerics, and activation
+// checkpointing. The identity path around the block stays fp32 and unscaled.
+#pragma once
+#include "dalle/prior/transformer.h"
+#include "dalle/train/grad_scaling.h"
+
+namespace dalle {
+
+struct ResblockRunnerOptions {
+  // Per-resblock gradient scales, read at each forward; null = no scaling. Must outlive the runner.
+  const GradScales* scales = nullptr;
+  // Round the branch's input and output, and the gradients flowing back through them, to fp16:
+  // fp16 range and precision on a CPU without fp16 kernels (a GPU runs real fp16 instead).
+  bool fp16 = false;
+  // Keep only each block's input and recompute the branch in backward.
+  bool checkpoint = false;
+};
+
+// In backward, for block b with scale s: the gradient entering the branch (from the fp32
+// identity path) is multiplied by s; the gradient leaving it at its input is divided by s and
+// its Inf/NaN entries set to zero before it joins the identity path, so an overflow in one block
+// cannot reach the blocks before it. Parameter gradients of block b come out multiplied by s:
+// unscale them with grad_scales_unscale.
+ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options);
+
+}  // namespace dalle
