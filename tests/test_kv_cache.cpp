@@ -46,9 +46,10 @@ TEST(KvCache, RingSizesAreTheMasksReach) {
   // Every offset a mask allows fits in its ring.
   for (MaskType type : {MaskType::row, MaskType::conv})
     for (int q = 0; q < 42; ++q)
-      for (int k = 0; k <= q; ++k) {
-        if (image_mask_allows(type, s, q, k)) EXPECT_LT(q - k, KvCache::ring_size(type, s));
-      }
+      for (int k = 0; k <= q; ++k)
+        if (image_mask_allows(type, s, q, k)) {
+          EXPECT_LT(q - k, KvCache::ring_size(type, s));
+        }
 }
 
 TEST(KvCache, CachedLogitsEqualFullRecomputeForEveryMaskType) {

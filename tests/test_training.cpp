@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "dalle/bundle/bundle.h"
+#include "dalle/data/image_folder.h"
 #include "dalle/data/shapes.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/adamw.h"
@@ -104,6 +105,36 @@ TEST(VaeTrain, ResumedRunEqualsUninterruptedRun) {
   // Starting again without --resume would overwrite the run: refused.
   o.resume = false;
   EXPECT_THROW(vae_train(c, o), Error);
+}
+
+TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {
+  // 8 shapes images, trained on and then encoded to argmax tokens and decoded with the EMA
+  // weights: the reconstructions must carry each image's own content, i.e. beat the best
+  // image-independent guess (the set's mean image) by a clear margin.
+  const std::string dir = fresh_dir("vae_overfit");
+  ShapesOptions so;
+  so.count = 8;
+  so.size = 32;
+  so.seed = 3;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 8;
+  c.vae_train.lr_steps = 300;
+  c.vae_train.tau_steps = 200;
+  c.vae_train.ema_decay = 0.9;
+  VaeTrainOptions o;
+  o.data = dir + "/shapes";
+  o.out = dir + "/run";
+  o.quiet = true;
+  o.steps = 300;
+  o.threads = 1;
+  o.sample_every = o.save_every = 1000;
+  const VaeTrainResult r = vae_train(c, o);
+  const torch::Tensor x = image_set_load(o.data, 32, false, 1).images.to(torch::kFloat32) / 255;
+  const double mean_mse = (x - x.mean(0, true)).pow(2).mean().item<double>();
+  const double mean_psnr = 10 * std::log10(1 / mean_mse);
+  std::printf("overfit: argmax reconstruction PSNR %.2f dB, mean image %.2f dB\n", r.val_psnr, mean_psnr);
+  EXPECT_GT(r.val_psnr, mean_psnr + 3.0);
 }
 
 TEST(Checkpoints, CorruptOrMismatchedFilesAreClearErrors) {
