@@ -107,6 +107,44 @@ TEST(VaeTrain, ResumedRunEqualsUninterruptedRun) {
   EXPECT_THROW(vae_train(c, o), Error);
 }
 
+TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {
+  const std::string dir = fresh_dir("vae_fp16");
+  ShapesOptions so;
+  so.count = 16;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  VaeTrainOptions o;
+  o.data = dir + "/shapes";
+  o.quiet = true;
+  o.precision = "fp16";
+  o.checkpoint_activations = true;
+  o.sample_every = o.save_every = 1000;
+  o.out = dir + "/straight";
+  o.steps = 4;
+  vae_train(c, o);
+  o.out = dir + "/resumed";
+  o.steps = 2;
+  vae_train(c, o);
+  o.resume = true;
+  o.steps = 4;
+  vae_train(ModelConfig{}, o);
+  EXPECT_EQ(losses(dir + "/straight/metrics.jsonl"), losses(dir + "/resumed/metrics.jsonl"));
+  std::ifstream in(dir + "/resumed/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    // tiny: 3 groups x 1 block in each half; no overflow at these magnitudes.
+    ASSERT_EQ(j["grad_scales"].size(), 6u) << line;
+    EXPECT_FALSE(j["skipped"].get<bool>());
+    EXPECT_GT(j["grad_scales"][0].get<double>(), 8192.0);  // grew from 2^13 by 2^(1/1000) per update
+    ++lines;
+  }
+  EXPECT_EQ(lines, 4);
+}
+
 TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {
   // 8 shapes images, trained on and then encoded to argmax tokens and decoded with the EMA
   // weights: the reconstructions must carry each image's own content, i.e. beat the best

@@ -31,6 +31,7 @@ struct VaeFlags {
   int64_t sample_every = 500;
   int64_t max_images = -1;
   std::string precision = "fp32";
+  bool checkpoint_activations = false;
   int64_t count = 8;
   int batch = 64;
   int threads = 0;
@@ -50,6 +51,7 @@ int run_train(const VaeFlags& f) {
   o.sample_every = f.sample_every;
   o.max_images = f.max_images;
   o.precision = f.precision;
+  o.checkpoint_activations = f.checkpoint_activations;
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
   vae_train(config, o);
@@ -114,8 +116,12 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_option("--sample-every", f.sample_every, "Reconstruction grid every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--max-images", f.max_images, "Use at most N images (default: all)");
-  train->add_option("--precision", f.precision, "fp32, or bf16 autocast for convolutions (oneDNN)")
-      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  train->add_option("--precision", f.precision,
+                    "fp32; bf16 (convolutions in bf16 through oneDNN, NHWC); fp16 (emulated on CPU: fp16 rounding of "
+                    "each resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  train->add_flag("--checkpoint-activations", f.checkpoint_activations,
+                  "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
   add_threads_option(train, f.threads);
   train->callback([&action] { action = [] { return run_train(f); }; });
 

@@ -16,6 +16,7 @@
 #include "dalle/prior/kv_cache.h"
 #include "dalle/prior/masks.h"
 #include "dalle/prior/sparse_attention.h"
+#include "dalle/util/resblock_hook.h"
 
 namespace dalle {
 
@@ -52,14 +53,6 @@ class MlpBlockImpl : public torch::nn::Module {
   torch::nn::Linear fc{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(MlpBlock);
-
-// A resblock's residual branch as a function of its input.
-using ResidualBranch = std::function<torch::Tensor(const torch::Tensor&)>;
-// Runs resblock `block` (order attn_0, mlp_0, attn_1, ...) on the identity-path input `x` and
-// returns the branch output. Training installs one for per-resblock gradient scaling, fp16
-// numerics or activation checkpointing (train/resblock_runner.h); it must call `branch`.
-using ResblockRunner =
-    std::function<torch::Tensor(int64_t block, const torch::Tensor& x, const ResidualBranch& branch)>;
 
 struct PriorLogits {
   torch::Tensor text;   // [B, T-1, text_vocab + text_len]: predicts text[1:]

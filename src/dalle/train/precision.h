@@ -1,5 +1,5 @@
-// Training precision by name, shared by both trainers. fp16 needs per-resblock gradient
-// scaling (train/grad_scaling.h), which only the prior's trainer has so far.
+// Training precision by name, shared by both trainers. The 16-bit modes train with per-resblock
+// gradient scaling (train/grad_scaling.h); fp16 is emulated on CPUs (train/resblock_runner.h).
 #pragma once
 #include <initializer_list>
 #include <string>
@@ -14,16 +14,13 @@ inline const char* precision_name(Precision p) {
   return p == Precision::fp32 ? "fp32" : p == Precision::bf16 ? "bf16" : "fp16";
 }
 
-// `supported`: what the caller can train in; anything else is an error naming the choices.
-inline Precision precision_from_name(const std::string& name,
-                                     std::initializer_list<Precision> supported = {Precision::fp32,
-                                                                                   Precision::bf16}) {
+inline Precision precision_from_name(const std::string& name) {
   std::string choices;
-  for (Precision p : supported) {
+  for (Precision p : {Precision::fp32, Precision::bf16, Precision::fp16}) {
     if (name == precision_name(p)) return p;
     choices += std::string(choices.empty() ? "" : ", ") + precision_name(p);
   }
-  throw Error("unsupported precision '" + name + "' here (" + choices + ")");
+  throw Error("unknown precision '" + name + "' (" + choices + ")");
 }
 
 }  // namespace dalle

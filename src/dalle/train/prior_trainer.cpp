@@ -84,7 +84,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     config.vae_train = vae_config.vae_train;
   }
   PriorTrainConfig& tc = config.prior_train;
-  const Precision precision = precision_from_name(opt.precision, {Precision::fp32, Precision::bf16, Precision::fp16});
+  const Precision precision = precision_from_name(opt.precision);
   const bool bf16 = precision == Precision::bf16;
   const bool scaled = precision != Precision::fp32;
   if (opt.steps >= 0) tc.steps = opt.steps;

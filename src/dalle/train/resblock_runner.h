@@ -1,8 +1,8 @@
-// What training wraps around each resblock of the prior (SPEC §3): per-resblock gradient
+// What training wraps around each resblock of the prior and the dVAE (SPEC §3): per-resblock gradient
 // scaling with the paper's Inf/NaN filter, emulated fp16 numerics, and activation
 // checkpointing. The identity path around the block stays fp32 and unscaled.
 #pragma once
-#include "dalle/prior/transformer.h"
+#include "dalle/util/resblock_hook.h"
 #include "dalle/train/grad_scaling.h"
 
 namespace dalle {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
@@ -12,8 +13,10 @@
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
 #include "dalle/train/ema.h"
+#include "dalle/train/grad_scaling.h"
 #include "dalle/train/metrics_log.h"
 #include "dalle/train/precision.h"
+#include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
@@ -68,7 +71,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));
   }
   const VaeConfig& vc = config.vae;
-  const bool bf16 = precision_from_name(opt.precision) == Precision::bf16;
+  const Precision precision = precision_from_name(opt.precision);
+  const bool bf16 = precision == Precision::bf16;
+  const bool scaled = precision != Precision::fp32;  // per-resblock gradient scales
 
   ProgressBar load_bar("loading images", 0, "img");
   ImageSet data = image_set_load(opt.data, vc.image_size, /*require_captions=*/false, opt.threads,
@@ -96,10 +101,20 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   AdamW optimizer(params, {0.9, 0.999, 1e-8, tc.weight_decay},
                   [](const std::string& name) { return name.size() > 2 && name.compare(name.size() - 2, 2, ".w") == 0; });
   Ema ema(*vae);
+  const std::vector<std::vector<torch::Tensor>> blocks = vae->resblock_parameters();
+  GradScales scales(static_cast<int64_t>(blocks.size()));
+  if (scaled || opt.checkpoint_activations) {
+    ResblockRunnerOptions runner;
+    runner.scales = scaled ? &scales : nullptr;
+    runner.fp16 = precision == Precision::fp16;
+    runner.checkpoint = opt.checkpoint_activations;
+    vae->set_resblock_runner(resblock_runner_make(runner));
+  }
   int64_t start = 0;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *vae, optimizer, ema);
     start = state["step"].get<int64_t>();
+    if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
   }
   config_save(path_join(opt.out, kConfigFile), config);
   if (!opt.quiet) std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
@@ -110,7 +125,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   ema_vae->to_channels_last();
 
   auto save_all = [&](int64_t step) {
-    checkpoint_save(ckpt_path, *vae, optimizer, ema, {{"step", step}, {"seed", opt.seed}});
+    checkpoint_save(ckpt_path, *vae, optimizer, ema,
+                    {{"step", step}, {"seed", opt.seed}, {"grad_scales", scales.state()}});
     ema.copy_to(*ema_vae);
     SafeTensors weights;
     module_weights_into(*ema_vae, weights);
@@ -151,8 +167,11 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     if (!std::isfinite(loss_value))
       throw Error("vae train: loss became non-finite at step " + std::to_string(step) +
                   " (try a lower lr in the config)");
-    optimizer.step(lr);
-    ema.update(*vae, tc.ema_decay);
+    // A skipped update (an overflow in 16 bits) leaves weights, AdamW state and the EMA as they were.
+    const bool skipped = !scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
+                                        vae->parameters(), std::numeric_limits<double>::infinity(), optimizer,
+                                        lr, step);
+    if (!skipped) ema.update(*vae, tc.ema_decay);
 
     torch::NoGradGuard no_grad;
     const torch::Tensor recon = unmap_pixels(torch::sigmoid(stats.slice(1, 0, 3)), vc.eps);
@@ -163,10 +182,15 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     if (step == start) result.first_loss = loss_value;
     result.images_per_second = img_per_s;
     result.last_loss = loss_value;
-    metrics.write({{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
-                   {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
-                   {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", perplexity},
-                   {"codes_used", used}, {"img_per_s", img_per_s}});
+    nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
+                             {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
+                             {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", perplexity},
+                             {"codes_used", used}, {"img_per_s", img_per_s}};
+    if (scaled) {
+      record["grad_scales"] = scales.scales();
+      record["skipped"] = skipped;
+    }
+    metrics.write(record);
     if (!opt.quiet) {
       char extra[200];
       std::snprintf(extra, sizeof(extra), "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",

@@ -21,7 +21,8 @@ struct VaeTrainOptions {
   int64_t save_every = 500;
   int64_t sample_every = 500;
   int64_t max_images = -1;
-  std::string precision = "fp32";  // fp32, or bf16 autocast (oneDNN on CPU)
+  std::string precision = "fp32";  // fp32, bf16 (oneDNN autocast) or fp16 (emulated on CPU)
+  bool checkpoint_activations = false;  // recompute each resblock's branch in backward
   bool quiet = false;
 };
 

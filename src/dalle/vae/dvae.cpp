@@ -58,10 +58,22 @@ DvaeBlockImpl::DvaeBlockImpl(int n_in, int n_out, int n_layers, bool decoder)
 }
 
 torch::Tensor DvaeBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor r = x;
-  for (auto& conv : res_path_) r = conv(torch::relu(r));
-  torch::Tensor id = id_path_ ? id_path_(x) : x;
-  return id + post_gain_ * r;
+  // Copies, not `this`: a checkpointing runner calls the branch again during backward.
+  std::vector<DvaeConv> convs = res_path_;
+  const double gain = post_gain_;
+  ResidualBranch branch = [convs, gain](const torch::Tensor& h) mutable {
+    torch::Tensor r = h;
+    for (auto& conv : convs) r = conv->forward(torch::relu(r));
+    return gain * r;
+  };
+  const torch::Tensor id = id_path_ ? id_path_(x) : x;
+  return id + (runner ? runner(index, x, branch) : branch(x));
+}
+
+std::vector<torch::Tensor> DvaeBlockImpl::branch_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& conv : res_path_) out.insert(out.end(), {conv->w, conv->b});
+  return out;
 }
 
 // Builds "blocks.group_g.block_b" for both halves; returns the blocks by group.
@@ -89,7 +101,7 @@ static std::vector<std::vector<DvaeBlock>> build_groups(Scope& blocks, const Vae
 DvaeEncoderImpl::DvaeEncoderImpl(const VaeConfig& config) : config_(config) {
   auto blocks = std::make_shared<Scope>();
   input_ = blocks->register_module("input", DvaeConv(config.channels, config.n_hid, 7));
-  groups_ = build_groups(*blocks, config, config.n_hid, /*decoder=*/false);
+  groups = build_groups(*blocks, config, config.n_hid, /*decoder=*/false);
   auto output = std::make_shared<Scope>();
   output_ = output->register_module(
       "conv", DvaeConv(group_width(config, config.groups - 1, false), config.vocab, 1));
@@ -99,9 +111,9 @@ DvaeEncoderImpl::DvaeEncoderImpl(const VaeConfig& config) : config_(config) {
 
 torch::Tensor DvaeEncoderImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = input_(channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (auto& block : groups_[g]) h = block(h);
-    if (g + 1 < groups_.size()) h = torch::max_pool2d(h, 2);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (auto& block : groups[g]) h = block(h);
+    if (g + 1 < groups.size()) h = torch::max_pool2d(h, 2);
   }
   return output_(torch::relu(h));
 }
@@ -109,7 +121,7 @@ torch::Tensor DvaeEncoderImpl::forward(const torch::Tensor& x) {
 DvaeDecoderImpl::DvaeDecoderImpl(const VaeConfig& config) : config_(config) {
   auto blocks = std::make_shared<Scope>();
   input_ = blocks->register_module("input", DvaeConv(config.vocab, config.n_init, 1));
-  groups_ = build_groups(*blocks, config, config.n_init, /*decoder=*/true);
+  groups = build_groups(*blocks, config, config.n_init, /*decoder=*/true);
   auto output = std::make_shared<Scope>();
   output_ = output->register_module("conv", DvaeConv(config.n_hid, 2 * config.channels, 1));
   blocks->register_module("output", output);
@@ -117,9 +129,9 @@ DvaeDecoderImpl::DvaeDecoderImpl(const VaeConfig& config) : config_(config) {
 }
 
 torch::Tensor DvaeDecoderImpl::forward_hidden(torch::Tensor h) {
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    for (auto& block : groups_[g]) h = block(h);
-    if (g + 1 < groups_.size()) h = torch::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2});
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (auto& block : groups[g]) h = block(h);
+    if (g + 1 < groups.size()) h = torch::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2});
   }
   return output_(torch::relu(h));
 }
@@ -153,6 +165,27 @@ torch::Tensor DvaeImpl::decode_tokens(const torch::Tensor& tokens) {
   return unmap_pixels(torch::sigmoid(stats.slice(1, 0, config_.channels)), config_.eps);
 }
 
+std::vector<DvaeBlock> DvaeImpl::resblocks() const {
+  std::vector<DvaeBlock> out;
+  for (const auto* half : {&encoder->groups, &decoder->groups})
+    for (const auto& group : *half) out.insert(out.end(), group.begin(), group.end());
+  return out;
+}
+
+std::vector<std::vector<torch::Tensor>> DvaeImpl::resblock_parameters() const {
+  std::vector<std::vector<torch::Tensor>> out;
+  for (const DvaeBlock& block : resblocks()) out.push_back(block->branch_parameters());
+  return out;
+}
+
+void DvaeImpl::set_resblock_runner(const ResblockRunner& runner) {
+  int64_t index = 0;
+  for (DvaeBlock& block : resblocks()) {
+    block->runner = runner;
+    block->index = index++;
+  }
+}
+
 void DvaeImpl::to_channels_last() {
   torch::NoGradGuard no_grad;
   for (auto& p : parameters())
@@ -161,7 +194,7 @@ void DvaeImpl::to_channels_last() {
 }
 
 // Parameters of all resblock groups of one half, starting from `first_width` channels.
-static int64_t groups_param_count(const VaeConfig& c, int64_t first_width, bool decoder) {
+static int64_t groupsparam_count(const VaeConfig& c, int64_t first_width, bool decoder) {
   int64_t n = 0, n_in = first_width;
   for (int g = 0; g < c.groups; ++g) {
     const int64_t width = group_width(c, g, decoder);
@@ -172,12 +205,12 @@ static int64_t groups_param_count(const VaeConfig& c, int64_t first_width, bool 
 }
 
 int64_t dvae_encoder_param_count(const VaeConfig& c) {
-  return conv_params(c.channels, c.n_hid, 7) + groups_param_count(c, c.n_hid, false) +
+  return conv_params(c.channels, c.n_hid, 7) + groupsparam_count(c, c.n_hid, false) +
          conv_params(group_width(c, c.groups - 1, false), c.vocab, 1);
 }
 
 int64_t dvae_decoder_param_count(const VaeConfig& c) {
-  return conv_params(c.vocab, c.n_init, 1) + groups_param_count(c, c.n_init, true) +
+  return conv_params(c.vocab, c.n_init, 1) + groupsparam_count(c, c.n_init, true) +
          conv_params(c.n_hid, 2 * c.channels, 1);
 }
 

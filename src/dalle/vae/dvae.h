@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dalle/bundle/config.h"
+#include "dalle/util/resblock_hook.h"
 
 namespace dalle {
 
@@ -32,6 +33,11 @@ class DvaeBlockImpl : public torch::nn::Module {
  public:
   DvaeBlockImpl(int n_in, int n_out, int n_layers, bool decoder);
   torch::Tensor forward(const torch::Tensor& x);
+  // The residual branch's parameters (the id_path conv is on the fp32 identity path).
+  std::vector<torch::Tensor> branch_parameters() const;
+  // Training's wrapper for this block (see util/resblock_hook.h); null = run the branch plainly.
+  ResblockRunner runner;
+  int64_t index = 0;  // this block's number in the runner's order
 
  private:
   DvaeConv id_path_{nullptr};
@@ -46,11 +52,11 @@ class DvaeEncoderImpl : public torch::nn::Module {
   // x: mapped pixels [B, 3, H, W] -> logits [B, vocab, H/d, W/d].
   torch::Tensor forward(const torch::Tensor& x);
   bool channels_last = false;  // convert inputs to NHWC (see DvaeImpl::to_channels_last)
+  std::vector<std::vector<DvaeBlock>> groups;
 
  private:
   VaeConfig config_;
   DvaeConv input_{nullptr}, output_{nullptr};
-  std::vector<std::vector<DvaeBlock>> groups_;
 };
 TORCH_MODULE(DvaeEncoder);
 
@@ -63,12 +69,12 @@ class DvaeDecoderImpl : public torch::nn::Module {
   // the first 1x1 conv of a one-hot input is a column lookup.
   torch::Tensor forward_tokens(const torch::Tensor& tokens);
   bool channels_last = false;
+  std::vector<std::vector<DvaeBlock>> groups;
 
  private:
   torch::Tensor forward_hidden(torch::Tensor x);
   VaeConfig config_;
   DvaeConv input_{nullptr}, output_{nullptr};
-  std::vector<std::vector<DvaeBlock>> groups_;
 };
 TORCH_MODULE(DvaeDecoder);
 
@@ -87,6 +93,12 @@ class DvaeImpl : public torch::nn::Module {
   // Stores the conv weights channels-last (NHWC), which oneDNN's bf16 convolutions prefer;
   // inputs are converted on entry, and every layer keeps the format.
   void to_channels_last();
+
+  // Resblocks in order (encoder groups, then decoder groups) and their branch parameters, for
+  // per-resblock gradient scaling; set_resblock_runner installs training's wrapper in each.
+  std::vector<DvaeBlock> resblocks() const;
+  std::vector<std::vector<torch::Tensor>> resblock_parameters() const;
+  void set_resblock_runner(const ResblockRunner& runner);
 
  private:
   VaeConfig config_;
