@@ -9,7 +9,8 @@ mkdir -p "$work"
 "$dalle" data shapes -n 20000 --size 32 -s 0 -o "$work/shapes"
 "$dalle" vae train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/vae" -s 0 --save-every 1000 --sample-every 1000
 "$dalle" vae encode --vae "$work/vae" -d "$work/shapes" -o "$work/tokens"
-"$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --steps 2000 --save-every 500 --sample-every 500
+"$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --steps 2000 --precision bf16 \
+  --save-every 500 --sample-every 500
 # The reranker sees pixels and the prior's BPE ids only, so it trains independently of both models.
 "$dalle" rerank train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/rerank" -s 0 \
   --tokenizer "$work/prior/tokenizer.json"

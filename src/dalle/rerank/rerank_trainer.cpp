@@ -68,20 +68,8 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     throw Error("rerank: " + std::to_string(n_train) + " training pairs, fewer than rerank.batch = " +
                 std::to_string(rc.batch));
 
-  const std::string tok_path = path_join(opt.out, config.tokenizer_file);
-  Tokenizer tokenizer;
-  if (opt.resume) {
-    tokenizer = Tokenizer::load(tok_path);
-  } else if (!opt.tokenizer.empty()) {
-    tokenizer = Tokenizer::load(opt.tokenizer);
-  } else {
-    std::vector<std::string> all;
-    for (const auto& c : data.captions) all.insert(all.end(), c.begin(), c.end());
-    TokenizerTrainOptions to;
-    to.vocab_size = config.prior.text_vocab;
-    tokenizer = Tokenizer::train(all, to);
-  }
-  tokenizer.save(tok_path);
+  const Tokenizer tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume,
+                                                opt.tokenizer, data.captions, config.prior.text_vocab);
   const int vocab = tokenizer.vocab_size();
 
   // Every caption encoded once: row offsets into one id table.

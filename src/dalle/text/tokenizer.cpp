@@ -128,4 +128,25 @@ std::vector<int64_t> pad_text(const std::vector<int>& ids, int text_len, int tex
   return out;
 }
 
+Tokenizer tokenizer_for_run(const std::string& run_file, bool resume, const std::string& given,
+                            const std::vector<std::vector<std::string>>& captions, int vocab_size) {
+  Tokenizer tokenizer;
+  if (resume) {
+    tokenizer = Tokenizer::load(run_file);
+  } else if (!given.empty()) {
+    tokenizer = Tokenizer::load(given);
+  } else {
+    std::vector<std::string> all;
+    for (const auto& c : captions) all.insert(all.end(), c.begin(), c.end());
+    TokenizerTrainOptions options;
+    options.vocab_size = vocab_size;
+    tokenizer = Tokenizer::train(all, options);
+  }
+  if (tokenizer.vocab_size() > vocab_size)
+    throw Error("tokenizer has " + std::to_string(tokenizer.vocab_size()) + " ids, more than the model's " +
+                std::to_string(vocab_size) + " text ids (prior.text_vocab)");
+  tokenizer.save(run_file);
+  return tokenizer;
+}
+
 }  // namespace dalle

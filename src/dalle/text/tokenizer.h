@@ -67,6 +67,12 @@ class Tokenizer {
   std::shared_ptr<PieceCache> cache_;  // shared by copies: the same pieces give the same ids
 };
 
+// The tokenizer of a training run writing `run_file`: a resumed run keeps its own, otherwise the
+// file `given` is loaded, or, when empty, one of `vocab_size` ids is learned from the captions.
+// It is saved to `run_file` and checked to fit `vocab_size`.
+Tokenizer tokenizer_for_run(const std::string& run_file, bool resume, const std::string& given,
+                            const std::vector<std::vector<std::string>>& captions, int vocab_size);
+
 // Truncates to `text_len` and fills position i >= length with the pad id text_vocab + i
 // (SPEC §2: a learned padding token per position).
 std::vector<int64_t> pad_text(const std::vector<int>& ids, int text_len, int text_vocab);

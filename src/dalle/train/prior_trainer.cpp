@@ -93,24 +93,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
     throw file_error(opt.data, "token grid does not match the VAE config");
 
-  // Tokenizer: resumed runs keep theirs; otherwise load the given one or learn one.
-  const std::string tok_path = path_join(opt.out, config.tokenizer_file);
-  Tokenizer tokenizer;
-  if (opt.resume) {
-    tokenizer = Tokenizer::load(tok_path);
-  } else if (!opt.tokenizer.empty()) {
-    tokenizer = Tokenizer::load(opt.tokenizer);
-  } else {
-    std::vector<std::string> all;
-    for (const auto& c : data.captions) all.insert(all.end(), c.begin(), c.end());
-    TokenizerTrainOptions to;
-    to.vocab_size = pc.text_vocab;
-    tokenizer = Tokenizer::train(all, to);
-  }
-  if (tokenizer.vocab_size() > pc.text_vocab)
-    throw Error("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
-                " ids, more than prior.text_vocab = " + std::to_string(pc.text_vocab));
-  tokenizer.save(tok_path);
+  const Tokenizer tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume,
+                                                opt.tokenizer, data.captions, pc.text_vocab);
 
   const std::vector<std::vector<std::string>>& captions = data.captions;
   const int64_t n_all = data.tokens.size(0);
@@ -125,13 +109,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   Ema ema(*prior);
   const std::vector<std::vector<torch::Tensor>> blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
-  if (scaled || opt.checkpoint_activations) {
-    ResblockRunnerOptions runner;
-    runner.scales = scaled ? &scales : nullptr;
-    runner.fp16 = precision == Precision::fp16;
-    runner.checkpoint = opt.checkpoint_activations;
-    prior->set_resblock_runner(resblock_runner_make(runner));
-  }
+  prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
   int64_t start = 0;
   if (opt.resume) {

@@ -83,4 +83,14 @@ ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options) {
   };
 }
 
+ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint) {
+  const bool scaled = precision != Precision::fp32;
+  if (!scaled && !checkpoint) return {};
+  ResblockRunnerOptions options;
+  options.scales = scaled ? &scales : nullptr;
+  options.fp16 = precision == Precision::fp16;
+  options.checkpoint = checkpoint;
+  return resblock_runner_make(options);
+}
+
 }  // namespace dalle

@@ -4,6 +4,7 @@
 #pragma once
 #include "dalle/util/resblock_hook.h"
 #include "dalle/train/grad_scaling.h"
+#include "dalle/train/precision.h"
 
 namespace dalle {
 
@@ -23,5 +24,9 @@ struct ResblockRunnerOptions {
 // cannot reach the blocks before it. Parameter gradients of block b come out multiplied by s:
 // unscale them with grad_scales_unscale.
 ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options);
+
+// What a trainer installs: scaling (with `scales`) in the 16-bit modes, fp16 rounding for fp16,
+// and checkpointing when asked; an empty runner (blocks run plainly) for fp32 without it.
+ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint);
 
 }  // namespace dalle

@@ -103,13 +103,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   Ema ema(*vae);
   const std::vector<std::vector<torch::Tensor>> blocks = vae->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
-  if (scaled || opt.checkpoint_activations) {
-    ResblockRunnerOptions runner;
-    runner.scales = scaled ? &scales : nullptr;
-    runner.fp16 = precision == Precision::fp16;
-    runner.checkpoint = opt.checkpoint_activations;
-    vae->set_resblock_runner(resblock_runner_make(runner));
-  }
+  vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   int64_t start = 0;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *vae, optimizer, ema);
