@@ -25,17 +25,6 @@ using namespace dalle;
 
 namespace {
 
-PriorConfig toy_prior(int layers) {
-  PriorConfig c;
-  c.layers = layers;
-  c.d_model = 32;
-  c.heads = 4;
-  c.text_len = 6;
-  c.text_vocab = 20;
-  c.conv_kernel = 3;
-  return c;
-}
-
 struct ToyBatch {
   torch::Tensor text, image;
 };
@@ -107,7 +96,7 @@ TEST(GradScales, OverflowLowersOnlyThatBlockAtMostOncePer125Updates) {
 TEST(ActivationCheckpointing, GradientsEqualTheStoredActivationRun) {
   for (bool bf16 : {false, true}) {
     torch::manual_seed(0);
-    Prior prior(toy_prior(5), 3, 4, 10);
+    Prior prior(test::toy_prior(5), 3, 4, 10);
     const ToyBatch b = toy_batch(3, 1);
     const auto plain = grads_of(prior, b, bf16);
     ResblockRunnerOptions o;
@@ -119,7 +108,7 @@ TEST(ActivationCheckpointing, GradientsEqualTheStoredActivationRun) {
 
 TEST(GradScaling, UnscaledGradientsEqualUnscaledRun) {
   torch::manual_seed(0);
-  Prior prior(toy_prior(3), 3, 4, 10);
+  Prior prior(test::toy_prior(3), 3, 4, 10);
   const ToyBatch b = toy_batch(3, 1);
   const auto plain = grads_of(prior, b);
   GradScales scales(6);
@@ -138,7 +127,7 @@ TEST(GradScaling, UnscaledGradientsEqualUnscaledRun) {
 
 TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
   torch::manual_seed(0);
-  Prior prior(toy_prior(2), 3, 4, 10);
+  Prior prior(test::toy_prior(2), 3, 4, 10);
   const ToyBatch b = toy_batch(4, 2);
   const auto blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
@@ -207,7 +196,7 @@ TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
 TEST(GradScaling, PerResblockScalesUnderflowFarLessThanOneGlobalScale) {
   const int layers = 8;
   torch::manual_seed(0);
-  Prior prior(toy_prior(layers), 3, 4, 10);
+  Prior prior(test::toy_prior(layers), 3, 4, 10);
   const auto blocks = prior->resblock_parameters();
   const double loss_factor = 512, binades_per_block = 2.5;
   GradScales scales(static_cast<int64_t>(blocks.size()));

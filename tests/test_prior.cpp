@@ -9,23 +9,9 @@
 #include "dalle/text/tokenizer.h"
 #include "dalle/train/checkpoint.h"
 #include "dalle/util/error.h"
+#include "test_util.h"
 
 using namespace dalle;
-
-namespace {
-
-PriorConfig small_prior(int layers = 5) {
-  PriorConfig c;
-  c.layers = layers;
-  c.d_model = 32;
-  c.heads = 4;
-  c.text_len = 6;
-  c.text_vocab = 20;
-  c.conv_kernel = 3;
-  return c;
-}
-
-}  // namespace
 
 TEST(Masks, LayerPatternFollowsThePaper) {
   // Layers 1..4 are row, column, row, row; column iff (i-2) mod 4 == 0; the last is conv.
@@ -67,7 +53,7 @@ TEST(Masks, DenseMaskTextIsCausalAndImageSeesAllText) {
 
 TEST(Prior, OutputShapesAndCausality) {
   torch::manual_seed(0);
-  Prior prior(small_prior(), 3, 4, 10);
+  Prior prior(test::toy_prior(), 3, 4, 10);
   prior->eval();
   torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
   torch::Tensor image = torch::randint(0, 10, {2, 12}, torch::kLong);
@@ -85,7 +71,7 @@ TEST(Prior, OutputShapesAndCausality) {
 TEST(Prior, CachedDecodingEqualsFullRecomputeAtEveryStep) {
   torch::manual_seed(1);
   // 5 layers cover row, column and conv masks; batch 3; a 3x4 (non-square) grid.
-  Prior prior(small_prior(5), 3, 4, 10);
+  Prior prior(test::toy_prior(5), 3, 4, 10);
   prior->eval();
   torch::NoGradGuard g;
   torch::Tensor text = torch::randint(0, 26, {3, 6}, torch::kLong);
@@ -137,7 +123,7 @@ TEST(Sampler, TopKOneIsArgmaxAndTopPKeepsTheNucleus) {
 
 TEST(Sampler, SameSeedSameTokens) {
   torch::manual_seed(2);
-  Prior prior(small_prior(2), 2, 2, 10);
+  Prior prior(test::toy_prior(2), 2, 2, 10);
   prior->eval();
   torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
   torch::Generator g1 = step_generator(9, 0, 0), g2 = step_generator(9, 0, 0);
@@ -146,7 +132,7 @@ TEST(Sampler, SameSeedSameTokens) {
 }
 
 TEST(PriorCost, CountsFollowTheConfigAndMasksSaveAttention) {
-  PriorConfig c = small_prior(4);
+  PriorConfig c = test::toy_prior(4);
   c.d_model = 64;
   const PriorCost cost = prior_cost(c, 8, 8, 32, 2);
   EXPECT_EQ(cost.params, prior_param_count(c, 8, 8, 32));
@@ -162,7 +148,7 @@ TEST(PriorCost, CountsFollowTheConfigAndMasksSaveAttention) {
 
 TEST(Sampler, GuidanceScaleOneIsPlainSamplingAndZeroIsUnconditional) {
   torch::manual_seed(4);
-  Prior prior(small_prior(3), 2, 3, 10);
+  Prior prior(test::toy_prior(3), 2, 3, 10);
   prior->eval();
   torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);
   torch::Tensor uncond = torch::tensor(pad_text({}, 6, 20)).unsqueeze(0).expand({2, 6}).contiguous();
@@ -186,7 +172,7 @@ TEST(Sampler, GuidanceScaleOneIsPlainSamplingAndZeroIsUnconditional) {
 
 TEST(Sampler, InitRowsAreKeptExactlyAndTheRestSampled) {
   torch::manual_seed(6);
-  Prior prior(small_prior(4), 3, 4, 10);
+  Prior prior(test::toy_prior(4), 3, 4, 10);
   prior->eval();
   const torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);
   const torch::Tensor init = torch::randint(0, 10, {2, 8}, torch::kLong);  // the first 2 rows
@@ -207,7 +193,7 @@ TEST(Sampler, InitRowsAreKeptExactlyAndTheRestSampled) {
 
 TEST(Sampler, TopKOneIsTheGreedyPathOfTheFullModel) {
   torch::manual_seed(8);
-  Prior prior(small_prior(5), 3, 4, 10);
+  Prior prior(test::toy_prior(5), 3, 4, 10);
   prior->eval();
   torch::NoGradGuard no_grad;
   const torch::Tensor text = torch::randint(0, 20, {2, 6}, torch::kLong);

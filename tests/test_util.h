@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "dalle/bundle/config.h"
 #include "test_paths.h"
 
 namespace dalle::test {
@@ -19,6 +20,18 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;
+}
+
+// A prior small enough to run in milliseconds: d 32, 4 heads, 6 text positions of 20 ids.
+inline PriorConfig toy_prior(int layers = 5) {
+  PriorConfig c;
+  c.layers = layers;
+  c.d_model = 32;
+  c.heads = 4;
+  c.text_len = 6;
+  c.text_vocab = 20;
+  c.conv_kernel = 3;
+  return c;
 }
 
 struct CliRun {
