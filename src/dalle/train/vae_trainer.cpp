@@ -94,8 +94,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
 
   torch::manual_seed(opt.seed);
   Dvae vae(vc);
-  // oneDNN's bf16 convolutions want NHWC; in NCHW bf16 is slower than fp32 (bench_vae).
-  if (bf16) vae->to_channels_last();
+  // NHWC convolutions train 1.3x faster in fp32 and 1.4x in bf16 here (bench_vae).
+  vae->to_channels_last();
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : vae->named_parameters(true)) params.emplace_back(item.key(), item.value());
   AdamW optimizer(params, {0.9, 0.999, 1e-8, tc.weight_decay},
