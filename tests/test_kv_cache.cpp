@@ -5,18 +5,15 @@
 
 #include "dalle/prior/kv_cache.h"
 #include "dalle/prior/transformer.h"
+#include "test_util.h"
 
 using namespace dalle;
 
 namespace {
 
 PriorConfig cache_prior(int layers, int conv_kernel) {
-  PriorConfig c;
-  c.layers = layers;
-  c.d_model = 32;
-  c.heads = 4;
+  PriorConfig c = test::toy_prior(layers);
   c.text_len = 5;
-  c.text_vocab = 20;
   c.conv_kernel = conv_kernel;
   return c;
 }
