@@ -53,6 +53,25 @@ TEST(Config, ParameterFormulasMatchTheBuiltModules) {
   }
 }
 
+TEST(Config, BottleneckGainsDefaultToThePapersNetwork) {
+  // Bundles written before the gains existed load as the paper's network (gains 1).
+  nlohmann::json j = config_to_json(preset("tiny"));
+  j["vae"].erase("logit_gain");
+  j["vae"].erase("codebook_gain");
+  const ModelConfig old = config_from_json(j, "old.json");
+  EXPECT_EQ(old.vae.logit_gain, 1.0);
+  EXPECT_EQ(old.vae.codebook_gain, 1.0);
+  EXPECT_EQ(preset("paper").vae.logit_gain, 1.0);
+  EXPECT_EQ(preset("paper").vae.codebook_gain, 1.0);
+  j["vae"]["codebook_gain"] = 0.0;
+  try {
+    config_from_json(j, "my.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vae.codebook_gain"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, UnknownKeysAndBadValuesAreErrorsNamingTheField) {
   nlohmann::json j = config_to_json(preset("tiny"));
   j["vae"]["n_hidden"] = 3;

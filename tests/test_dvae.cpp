@@ -61,6 +61,27 @@ TEST(Dvae, TokenDecodingEqualsOneHotDecoding) {
   EXPECT_TRUE(torch::allclose(vae->decoder->forward_tokens(tokens), vae->decoder(one_hot), 1e-5, 1e-5));
 }
 
+TEST(Dvae, BottleneckGainsScaleLogitsAndCodesOnly) {
+  // Same weights, gains 3 and 4: the logits are 3x those of the paper's network (so argmax
+  // tokens do not change), and the decoder sees 4x the one-hot codes, on both decoding paths.
+  VaeConfig paper = tiny_vae(), gained = tiny_vae();
+  gained.logit_gain = 3.0;
+  gained.codebook_gain = 4.0;
+  torch::manual_seed(5);
+  Dvae a(paper);
+  torch::manual_seed(5);
+  Dvae b(gained);
+  torch::NoGradGuard g;
+  const torch::Tensor x = torch::rand({2, 3, 16, 16});
+  EXPECT_TRUE(torch::allclose(b->encoder(x), 3.0 * a->encoder(x), 1e-5, 1e-5));
+  const torch::Tensor tokens = torch::randint(0, 16, {2, 4, 4}, torch::kLong);
+  const torch::Tensor one_hot = torch::one_hot(tokens, 16).permute({0, 3, 1, 2}).to(torch::kFloat32);
+  const torch::Tensor expected = a->decoder(4.0 * one_hot);
+  EXPECT_TRUE(torch::allclose(b->decoder(one_hot), expected, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(b->decoder->forward_tokens(tokens), expected, 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(a->decoder(one_hot), expected, 1e-3, 1e-3));
+}
+
 TEST(Dvae, EncodingIsDeterministicArgmax) {
   Dvae vae(tiny_vae());
   torch::Tensor images = torch::randint(0, 256, {4, 16, 16, 3}, torch::kUInt8);

@@ -160,7 +160,7 @@ TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {
   const double mean_mse = (x - x.mean(0, true)).pow(2).mean().item<double>();
   const double mean_psnr = 10 * std::log10(1 / mean_mse);
   std::printf("overfit: argmax reconstruction PSNR %.2f dB, mean image %.2f dB\n", r.val_psnr, mean_psnr);
-  EXPECT_GT(r.val_psnr, mean_psnr + 3.0);
+  EXPECT_GT(r.val_psnr, mean_psnr + 6.0);  // 19.8 dB against 11.3 here; 17.1 without the gains
 }
 
 TEST(Checkpoints, CorruptOrMismatchedFilesAreClearErrors) {

@@ -10,6 +10,7 @@
 #include "dalle/io/image.h"
 #include "dalle/train/vae_trainer.h"
 #include "dalle/vae/encode_folder.h"
+#include "dalle/vae/evaluate.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
@@ -32,7 +33,8 @@ struct VaeFlags {
   int64_t max_images = -1;
   std::string precision = "fp32";
   bool checkpoint_activations = false;
-  int64_t count = 8;
+  int64_t count = -1;  // reconstruct: images to evaluate (-1 = all)
+  int64_t show = 8;    // reconstruct: images in the grid
   int batch = 64;
   int threads = 0;
 };
@@ -82,16 +84,21 @@ int run_reconstruct(const VaeFlags& f) {
   ModelConfig config;
   Dvae vae = vae_load(f.vae, &config);
   ImageSet set = image_set_load(f.data, config.vae.image_size, false, f.threads, f.count);
+  if (set.images.size(0) == 0) throw file_error(f.data, "holds no readable images");
   torch::InferenceMode inference;
-  torch::Tensor recon = vae->decode_tokens(vae->encode_images(set.images));
+  const VaeEvaluation e = vae_evaluate(vae, set.images);
+  const torch::Tensor shown = set.images.narrow(0, 0, std::min<int64_t>(f.show, set.images.size(0)));
+  const torch::Tensor recon = vae->decode_tokens(vae->encode_images(shown));
   std::vector<Image> tiles;
-  for (int64_t i = 0; i < set.images.size(0); ++i) tiles.push_back(image_from_tensor(set.images[i]));
+  for (int64_t i = 0; i < shown.size(0); ++i) tiles.push_back(image_from_tensor(shown[i]));
   for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
-  const double mse = (recon - set.images.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255).pow(2).mean().item<double>();
-  image_save_png(f.out, image_grid(tiles, static_cast<int>(set.images.size(0))),
+  image_save_png(f.out, image_grid(tiles, static_cast<int>(shown.size(0))),
                  {{"description", "top: originals, bottom: dVAE reconstructions"}, {"vae", f.vae}});
-  std::fprintf(stderr, "vae reconstruct: %s (PSNR %.2f dB over %lld images)\n", f.out.c_str(),
-               10 * std::log10(1 / std::max(mse, 1e-12)), static_cast<long long>(set.images.size(0)));
+  std::fprintf(stderr,
+               "vae reconstruct: PSNR %.2f dB, %.1f%% of %d codes used (perplexity %.1f) over %lld images; "
+               "grid of %lld in %s\n",
+               e.psnr, 100 * e.codebook.used, config.vae.vocab, e.codebook.perplexity,
+               static_cast<long long>(e.images), static_cast<long long>(shown.size(0)), f.out.c_str());
   return 0;
 }
 
@@ -134,11 +141,13 @@ void register_vae(CLI::App& app, Action& action) {
   add_threads_option(encode, f.threads);
   encode->callback([&action] { action = [] { return run_encode(f); }; });
 
-  CLI::App* recon = cmd->add_subcommand("reconstruct", "Write a grid of originals over their reconstructions");
+  CLI::App* recon = cmd->add_subcommand("reconstruct", "Measure PSNR and codebook use on images; write a grid of originals over reconstructions");
   recon->add_option("--vae", f.vae, "VAE run folder or model bundle")->required();
-  recon->add_option("-d,--data", f.data, "Folder of images")->required();
-  recon->add_option("-o,--output", f.out, "Output PNG")->required();
-  recon->add_option("-n,--count", f.count, "Number of images")->capture_default_str()->check(CLI::Range(1, 64));
+  recon->add_option("-d,--data", f.data, "Images: a folder, shards or a TSV")->required();
+  recon->add_option("-o,--output", f.out, "Output PNG: the first --show originals over their reconstructions")->required();
+  recon->add_option("-n,--count", f.count, "Images to evaluate: PSNR and codebook use over them (default: all)")
+      ->check(CLI::PositiveNumber);
+  recon->add_option("--show", f.show, "Images in the grid")->capture_default_str()->check(CLI::Range(1, 64));
   add_threads_option(recon, f.threads);
   recon->callback([&action] { action = [] { return run_reconstruct(f); }; });
 }

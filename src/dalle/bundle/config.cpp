@@ -31,7 +31,8 @@ const std::vector<Field<VaeConfig>>& vae_fields() {
       DALLE_FIELD(VaeConfig, image_size), DALLE_FIELD(VaeConfig, channels),
       DALLE_FIELD(VaeConfig, n_hid),      DALLE_FIELD(VaeConfig, groups),
       DALLE_FIELD(VaeConfig, blocks_per_group), DALLE_FIELD(VaeConfig, vocab),
-      DALLE_FIELD(VaeConfig, n_init),     DALLE_FIELD(VaeConfig, eps)};
+      DALLE_FIELD(VaeConfig, n_init),     DALLE_FIELD(VaeConfig, eps),
+      DALLE_FIELD(VaeConfig, logit_gain), DALLE_FIELD(VaeConfig, codebook_gain)};
   return f;
 }
 
@@ -184,6 +185,7 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(v.image_size > 0 && v.image_size % v.downsample() == 0,
        "vae.image_size must be divisible by 2^(groups-1) = " + std::to_string(v.downsample()));
   need(v.eps > 0 && v.eps < 0.5, "vae.eps must be in (0, 0.5)");
+  need(v.logit_gain > 0 && v.codebook_gain > 0, "vae.logit_gain and vae.codebook_gain must be > 0");
   const PriorConfig& p = c.prior;
   need(p.layers >= 1, "prior.layers must be >= 1");
   need(p.heads >= 1 && p.d_model % p.heads == 0, "prior.d_model must be divisible by prior.heads");

@@ -19,6 +19,12 @@ struct VaeConfig {
   int vocab = 512;           // image token vocabulary (paper: 8192)
   int n_init = 128;          // decoder width right after the 1x1 "codebook" conv
   double eps = 0.1;          // pixel map x' = (1 - 2 eps) x + eps
+  // Fixed multipliers at the bottleneck (1 = the paper's network). At a few thousand updates the
+  // relaxation stalls unless the encoder's logits stand above the Gumbel noise and the one-hot
+  // codes (per-channel variance 1/vocab) reach the decoder at unit scale; a gain, unlike a larger
+  // init, also speeds up AdamW's relative steps on those weights (BENCHMARKS.md, dVAE quality).
+  double logit_gain = 1.0;     // encoder logits = gain * output conv
+  double codebook_gain = 1.0;  // the decoder's first 1x1 conv sees gain * one-hot codes
 
   int downsample() const { return 1 << (groups - 1); }
   int grid() const { return image_size / downsample(); }

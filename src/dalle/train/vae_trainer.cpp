@@ -21,6 +21,7 @@
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
+#include "dalle/vae/evaluate.h"
 #include "dalle/vae/loss.h"
 #include "dalle/vae/pixels.h"
 
@@ -30,16 +31,6 @@ namespace {
 
 torch::Tensor to_unit_float(const torch::Tensor& images_u8) {
   return images_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
-}
-
-double psnr_from_mse(double mse) { return 10.0 * std::log10(1.0 / std::max(mse, 1e-12)); }
-
-// Codebook perplexity and fraction of codes used, from hard tokens.
-std::pair<double, double> codebook_stats(const torch::Tensor& tokens, int vocab) {
-  torch::Tensor counts = torch::bincount(tokens.flatten(), {}, vocab).to(torch::kFloat64);
-  torch::Tensor p = counts / counts.sum();
-  const double entropy = -(p * torch::log(p.clamp_min(1e-30))).sum().item<double>();
-  return {std::exp(entropy), (counts > 0).sum().item<double>() / vocab};
 }
 
 void save_reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8, const std::string& path) {
@@ -130,7 +121,6 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
 
   VaeTrainResult result;
   ProgressBar bar("vae train", tc.steps - start, "step");
-  const double pixels_per_image = 3.0 * vc.image_size * vc.image_size;
   const auto t0 = std::chrono::steady_clock::now();
   vae->train();
   for (int64_t step = start; step < tc.steps; ++step) {
@@ -170,7 +160,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     torch::NoGradGuard no_grad;
     const torch::Tensor recon = unmap_pixels(torch::sigmoid(stats.slice(1, 0, 3)), vc.eps);
     const double mse = (recon - x).pow(2).mean().item<double>();
-    const auto [perplexity, used] = codebook_stats(logits.argmax(1), vc.vocab);
+    const CodebookStats codes = codebook_stats(logits.argmax(1), vc.vocab);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double img_per_s = (step - start + 1) * tc.batch / std::max(elapsed, 1e-9);
     if (step == start) result.first_loss = loss_value;
@@ -178,8 +168,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     result.last_loss = loss_value;
     nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
                              {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
-                             {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", perplexity},
-                             {"codes_used", used}, {"img_per_s", img_per_s}};
+                             {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", codes.perplexity},
+                             {"codes_used", codes.used}, {"img_per_s", img_per_s}};
     if (scaled) {
       record["grad_scales"] = scales.scales();
       record["skipped"] = skipped;
@@ -188,8 +178,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     if (!opt.quiet) {
       char extra[200];
       std::snprintf(extra, sizeof(extra), "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
-                    loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, perplexity,
-                    100 * used, img_per_s);
+                    loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity,
+                    100 * codes.used, img_per_s);
       bar.update(step - start + 1, extra);
     }
     const bool last = step + 1 == tc.steps;
@@ -206,23 +196,19 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   if (!opt.quiet) bar.finish();
   if (start >= tc.steps) save_all(tc.steps);
 
-  // Held-out PSNR of the EMA weights, encoding with argmax tokens as the prior will see them.
+  // Held-out PSNR and codebook use of the EMA weights, with argmax tokens as the prior sees them.
   ema.copy_to(*ema_vae);
   ema_vae->eval();
-  torch::NoGradGuard no_grad;
-  double se = 0;
-  int64_t count = 0;
-  for (int64_t i = 0; i < val_images.size(0); i += 64) {
-    torch::Tensor batch = val_images.narrow(0, i, std::min<int64_t>(64, val_images.size(0) - i));
-    torch::Tensor recon = ema_vae->decode_tokens(ema_vae->encode_images(batch));
-    se += (recon - to_unit_float(batch)).pow(2).sum().item<double>();
-    count += batch.size(0);
-  }
-  result.val_psnr = psnr_from_mse(se / (count * pixels_per_image));
+  const VaeEvaluation held_out = vae_evaluate(ema_vae, val_images);
+  result.val_psnr = held_out.psnr;
+  result.val_codes_used = held_out.codebook.used;
   result.steps = tc.steps;
   if (!opt.quiet)
-    std::fprintf(stderr, "vae: held-out PSNR %.2f dB (EMA weights, argmax tokens); saved %s\n",
-                 result.val_psnr, opt.out.c_str());
+    std::fprintf(stderr,
+                 "vae: held-out PSNR %.2f dB, %.1f%% of codes used (perplexity %.1f) over %lld images "
+                 "(EMA weights, argmax tokens); saved %s\n",
+                 held_out.psnr, 100 * held_out.codebook.used, held_out.codebook.perplexity,
+                 static_cast<long long>(held_out.images), opt.out.c_str());
   return result;
 }
 

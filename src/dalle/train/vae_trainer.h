@@ -28,7 +28,8 @@ struct VaeTrainOptions {
 
 struct VaeTrainResult {
   double first_loss = 0, last_loss = 0;
-  double val_psnr = 0;
+  double val_psnr = 0;        // held-out, EMA weights, argmax tokens
+  double val_codes_used = 0;  // fraction of the codebook those tokens use
   double images_per_second = 0;
   int64_t steps = 0;
 };

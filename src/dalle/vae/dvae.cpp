@@ -115,7 +115,8 @@ torch::Tensor DvaeEncoderImpl::forward(const torch::Tensor& x) {
     for (auto& block : groups[g]) h = block(h);
     if (g + 1 < groups.size()) h = torch::max_pool2d(h, 2);
   }
-  return output_(torch::relu(h));
+  torch::Tensor logits = output_(torch::relu(h));
+  return config_.logit_gain == 1.0 ? logits : logits * config_.logit_gain;
 }
 
 DvaeDecoderImpl::DvaeDecoderImpl(const VaeConfig& config) : config_(config) {
@@ -137,12 +138,13 @@ torch::Tensor DvaeDecoderImpl::forward_hidden(torch::Tensor h) {
 }
 
 torch::Tensor DvaeDecoderImpl::forward(const torch::Tensor& z) {
-  return forward_hidden(input_(channels_last ? z.contiguous(at::MemoryFormat::ChannelsLast) : z));
+  const torch::Tensor codes = config_.codebook_gain == 1.0 ? z : z * config_.codebook_gain;
+  return forward_hidden(input_(channels_last ? codes.contiguous(at::MemoryFormat::ChannelsLast) : codes));
 }
 
 torch::Tensor DvaeDecoderImpl::forward_tokens(const torch::Tensor& tokens) {
   // w: [n_init, vocab, 1, 1]; a one-hot input selects column `token` of it.
-  torch::Tensor table = input_->w.view({config_.n_init, config_.vocab}).t();  // [vocab, n_init]
+  torch::Tensor table = input_->w.view({config_.n_init, config_.vocab}).t() * config_.codebook_gain;  // [vocab, n_init]
   torch::Tensor h = table.index_select(0, tokens.reshape({-1}))
                         .view({tokens.size(0), tokens.size(1), tokens.size(2), config_.n_init})
                         .permute({0, 3, 1, 2}) +

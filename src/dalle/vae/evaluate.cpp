@@ -1,0 +1,41 @@
+#include "dalle/vae/evaluate.h"
+
+#include "dalle/util/torch_api.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dalle {
+
+double psnr_from_mse(double mse) { return 10.0 * std::log10(1.0 / std::max(mse, 1e-12)); }
+
+CodebookStats codebook_stats(const torch::Tensor& tokens, int vocab) {
+  torch::Tensor counts = torch::bincount(tokens.flatten(), {}, vocab).to(torch::kFloat64);
+  torch::Tensor p = counts / counts.sum();
+  CodebookStats s;
+  s.perplexity = std::exp(-(p * torch::log(p.clamp_min(1e-30))).sum().item<double>());
+  s.used = (counts > 0).sum().item<double>() / vocab;
+  return s;
+}
+
+VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = images_u8.size(0);
+  std::vector<torch::Tensor> tokens;
+  double squared_error = 0;
+  for (int64_t i = 0; i < n; i += batch) {
+    const torch::Tensor images = images_u8.narrow(0, i, std::min(batch, n - i));
+    const torch::Tensor t = vae->encode_images(images);
+    const torch::Tensor target = images.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
+    squared_error += (vae->decode_tokens(t) - target).pow(2).sum().item<double>();
+    tokens.push_back(t);
+  }
+  VaeEvaluation e;
+  e.images = n;
+  if (n == 0) return e;
+  e.psnr = psnr_from_mse(squared_error / static_cast<double>(images_u8.numel()));
+  e.codebook = codebook_stats(torch::cat(tokens), vae->config().vocab);
+  return e;
+}
+
+}  // namespace dalle

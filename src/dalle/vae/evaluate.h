@@ -1,0 +1,29 @@
+// How well a dVAE round-trips images through its argmax tokens, as the prior will see them:
+// PSNR of the reconstructions and how much of the codebook the tokens use.
+#pragma once
+#include <torch/types.h>
+
+#include "dalle/vae/dvae.h"
+
+namespace dalle {
+
+struct CodebookStats {
+  double perplexity = 0;  // exp(entropy) of the token histogram
+  double used = 0;        // fraction of the vocabulary that occurs at least once
+};
+
+// From hard tokens of any shape.
+CodebookStats codebook_stats(const torch::Tensor& tokens, int vocab);
+
+struct VaeEvaluation {
+  double psnr = 0;  // dB over all pixels, images in [0, 1]
+  CodebookStats codebook;
+  int64_t images = 0;
+};
+
+// Encodes uint8 images [N, H, W, 3] in batches (no gradients) and decodes their tokens.
+VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch = 64);
+
+double psnr_from_mse(double mse);
+
+}  // namespace dalle
