@@ -7,7 +7,7 @@ work="${1:-$root/runs/default}"
 dalle="$root/dalle"
 mkdir -p "$work"
 "$dalle" data shapes -n 20000 --size 32 -s 0 -o "$work/shapes"
-"$dalle" vae train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/vae" -s 0 --save-every 1000 --sample-every 1000
+"$dalle" vae train -c "$root/configs/default.json" -d "$work/shapes" -o "$work/vae" -s 0 --precision bf16 --save-every 1000 --sample-every 1000
 "$dalle" vae encode --vae "$work/vae" -d "$work/shapes" -o "$work/tokens"
 "$dalle" train -c "$root/configs/default.json" -d "$work/tokens" -o "$work/prior" -s 0 --steps 2000 --precision bf16 \
   --save-every 500 --sample-every 500

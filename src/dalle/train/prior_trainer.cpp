@@ -130,7 +130,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
                  static_cast<long long>(n_params), static_cast<long long>(n_train),
                  static_cast<long long>(n_val), tokenizer.vocab_size(), config_to_json(config).dump().c_str());
 
-  const double peak = matmul_peak_flops();
+  // MFU against the peak of the precision the products run in (bf16 runs ~2x the fp32 peak here).
+  const double peak = matmul_peak_flops(bf16 ? torch::kBFloat16 : torch::kFloat32);
   MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
   make_dirs(path_join(opt.out, "samples"));
   Bundle bundle;
