@@ -88,11 +88,7 @@ int run_reconstruct(const VaeFlags& f) {
   torch::InferenceMode inference;
   const VaeEvaluation e = vae_evaluate(vae, set.images);
   const torch::Tensor shown = set.images.narrow(0, 0, std::min<int64_t>(f.show, set.images.size(0)));
-  const torch::Tensor recon = vae->decode_tokens(vae->encode_images(shown));
-  std::vector<Image> tiles;
-  for (int64_t i = 0; i < shown.size(0); ++i) tiles.push_back(image_from_tensor(shown[i]));
-  for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
-  image_save_png(f.out, image_grid(tiles, static_cast<int>(shown.size(0))),
+  image_save_png(f.out, reconstruction_grid(vae, shown),
                  {{"description", "top: originals, bottom: dVAE reconstructions"}, {"vae", f.vae}});
   std::fprintf(stderr,
                "vae reconstruct: PSNR %.2f dB, %.1f%% of %d codes used (perplexity %.1f) over %lld images; "

@@ -34,12 +34,7 @@ torch::Tensor to_unit_float(const torch::Tensor& images_u8) {
 }
 
 void save_reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8, const std::string& path) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor recon = vae->decode_tokens(vae->encode_images(images_u8));
-  std::vector<Image> tiles;
-  for (int64_t i = 0; i < images_u8.size(0); ++i) tiles.push_back(image_from_tensor(images_u8[i]));
-  for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
-  image_save_png(path, image_grid(tiles, static_cast<int>(images_u8.size(0))),
+  image_save_png(path, reconstruction_grid(vae, images_u8),
                  {{"description", "top: originals, bottom: dVAE reconstructions"}});
 }
 

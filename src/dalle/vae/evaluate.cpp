@@ -38,4 +38,13 @@ VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t ba
   return e;
 }
 
+Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor recon = vae->decode_tokens(vae->encode_images(images_u8));
+  std::vector<Image> tiles;
+  for (int64_t i = 0; i < images_u8.size(0); ++i) tiles.push_back(image_from_tensor(images_u8[i]));
+  for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
+  return image_grid(tiles, static_cast<int>(images_u8.size(0)));
+}
+
 }  // namespace dalle

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include "dalle/io/image.h"
 #include "dalle/vae/dvae.h"
 
 namespace dalle {
@@ -25,5 +26,8 @@ struct VaeEvaluation {
 VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch = 64);
 
 double psnr_from_mse(double mse);
+
+// uint8 images [N, H, W, 3] in the top row over their argmax-token reconstructions below.
+Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8);
 
 }  // namespace dalle
