@@ -32,6 +32,7 @@ struct VaeFlags {
   int64_t sample_every = 500;
   int64_t max_images = -1;
   std::string precision = "fp32";
+  std::string device = "cpu";
   bool checkpoint_activations = false;
   int64_t count = -1;  // reconstruct: images to evaluate (-1 = all)
   int64_t show = 8;    // reconstruct: images in the grid
@@ -54,6 +55,7 @@ int run_train(const VaeFlags& f) {
   o.max_images = f.max_images;
   o.precision = f.precision;
   o.checkpoint_activations = f.checkpoint_activations;
+  o.device = f.device;
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
   vae_train(config, o);
@@ -123,6 +125,10 @@ void register_vae(CLI::App& app, Action& action) {
                     "fp32; bf16 (convolutions in bf16 through oneDNN, NHWC); fp16 (emulated on CPU: fp16 rounding of "
                     "each resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  train->add_option("--device", f.device,
+                    "cpu, or cuda / cuda:N with a CUDA build of libtorch (fp32 there, TF32 convolutions; "
+                    "Gumbel noise from the GPU's generator, so a GPU run differs from a CPU run of the same seed)")
+      ->capture_default_str();
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,
                   "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
   add_threads_option(train, f.threads);

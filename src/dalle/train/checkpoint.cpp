@@ -80,8 +80,12 @@ std::vector<int64_t> batch_indices(int64_t n, int64_t batch, int64_t step, uint6
   return out;
 }
 
+uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
+  return mix(seed ^ mix(static_cast<uint64_t>(step) ^ mix(stream)));
+}
+
 torch::Generator step_generator(uint64_t seed, int64_t step, uint64_t stream) {
-  return make_cpu_generator(mix(seed ^ mix(static_cast<uint64_t>(step) ^ mix(stream))));
+  return make_cpu_generator(step_seed(seed, step, stream));
 }
 
 }  // namespace dalle

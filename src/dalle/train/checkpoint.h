@@ -26,7 +26,9 @@ nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model
 // (n, batch, step, seed), which is what makes resume exact.
 std::vector<int64_t> batch_indices(int64_t n, int64_t batch, int64_t step, uint64_t seed);
 
-// A libtorch CPU generator seeded from (seed, step, stream) for per-step noise.
+// The seed of (run seed, step, stream), and a libtorch CPU generator seeded with it, for per-step
+// noise.
+uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream);
 torch::Generator step_generator(uint64_t seed, int64_t step, uint64_t stream);
 
 }  // namespace dalle

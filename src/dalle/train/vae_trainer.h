@@ -23,6 +23,7 @@ struct VaeTrainOptions {
   int64_t max_images = -1;
   std::string precision = "fp32";  // fp32, bf16 (oneDNN autocast) or fp16 (emulated on CPU)
   bool checkpoint_activations = false;  // recompute each resblock's branch in backward
+  std::string device = "cpu";    // cpu, cuda or cuda:N (fp32 only on CUDA so far)
   bool quiet = false;
 };
 

@@ -158,14 +158,16 @@ DvaeImpl::DvaeImpl(const VaeConfig& config) : config_(config) {
 }
 
 torch::Tensor DvaeImpl::encode_images(const torch::Tensor& images_u8) {
-  torch::Tensor x = images_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
+  torch::Tensor x = images_u8.to(device()).permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
   return encoder(map_pixels(x, config_.eps)).argmax(1);
 }
 
 torch::Tensor DvaeImpl::decode_tokens(const torch::Tensor& tokens) {
-  torch::Tensor stats = decoder->forward_tokens(tokens);
+  torch::Tensor stats = decoder->forward_tokens(tokens.to(device()));
   return unmap_pixels(torch::sigmoid(stats.slice(1, 0, config_.channels)), config_.eps);
 }
+
+c10::Device DvaeImpl::device() const { return parameters().front().device(); }
 
 std::vector<DvaeBlock> DvaeImpl::resblocks() const {
   std::vector<DvaeBlock> out;

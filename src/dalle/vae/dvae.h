@@ -86,10 +86,12 @@ class DvaeImpl : public torch::nn::Module {
   DvaeEncoder encoder{nullptr};
   DvaeDecoder decoder{nullptr};
 
-  // uint8 [B, H, W, 3] images -> int64 tokens [B, h, w] (argmax, no Gumbel noise).
+  // uint8 [B, H, W, 3] images -> int64 tokens [B, h, w] (argmax, no Gumbel noise). Inputs on
+  // any device; outputs on the model's.
   torch::Tensor encode_images(const torch::Tensor& images_u8);
   // int64 tokens [B, h, w] -> float images [B, 3, H, W] in [0, 1] (unmap(sigmoid(mu))).
   torch::Tensor decode_tokens(const torch::Tensor& tokens);
+  c10::Device device() const;
   // Stores the conv weights channels-last (NHWC), which oneDNN's bf16 convolutions prefer;
   // inputs are converted on entry, and every layer keeps the format.
   void to_channels_last();

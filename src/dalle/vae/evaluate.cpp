@@ -26,9 +26,9 @@ VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t ba
   for (int64_t i = 0; i < n; i += batch) {
     const torch::Tensor images = images_u8.narrow(0, i, std::min(batch, n - i));
     const torch::Tensor t = vae->encode_images(images);
-    const torch::Tensor target = images.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
+    const torch::Tensor target = images.to(t.device()).permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
     squared_error += (vae->decode_tokens(t) - target).pow(2).sum().item<double>();
-    tokens.push_back(t);
+    tokens.push_back(t.cpu());
   }
   VaeEvaluation e;
   e.images = n;
@@ -40,9 +40,10 @@ VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t ba
 
 Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor recon = vae->decode_tokens(vae->encode_images(images_u8));
+  const torch::Tensor recon = vae->decode_tokens(vae->encode_images(images_u8)).cpu();
   std::vector<Image> tiles;
-  for (int64_t i = 0; i < images_u8.size(0); ++i) tiles.push_back(image_from_tensor(images_u8[i]));
+  const torch::Tensor originals = images_u8.cpu();
+  for (int64_t i = 0; i < originals.size(0); ++i) tiles.push_back(image_from_tensor(originals[i]));
   for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
   return image_grid(tiles, static_cast<int>(images_u8.size(0)));
 }
