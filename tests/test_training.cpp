@@ -133,6 +133,62 @@ TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {
   EXPECT_EQ(lines, 6);
 }
 
+TEST(VaeTrain, DecoderFinetuningFreezesTheEncoderAndResumesExactly) {
+  // 6 updates, the last 3 decoder-only; the interrupted run stops exactly at the phase boundary.
+  const std::string dir = fresh_dir("vae_finetune");
+  ShapesOptions so;
+  so.count = 48;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  c.vae_train.decoder_finetune_steps = 3;
+  VaeTrainOptions o;
+  o.data = dir + "/shapes";
+  o.quiet = true;
+  o.seed = 3;
+  o.sample_every = o.save_every = 1000;
+  o.out = dir + "/straight";
+  o.steps = 6;
+  vae_train(c, o);
+  // Interrupted at the boundary: 3 joint updates, then resumed with the phase.
+  o.out = dir + "/resumed";
+  o.steps = 3;
+  o.decoder_finetune_steps = 0;
+  vae_train(c, o);
+  const SafeTensors before = safetensors_load(dir + "/resumed/vae.safetensors");  // EMA at step 3
+  o.resume = true;
+  o.steps = 6;
+  o.decoder_finetune_steps = 3;
+  vae_train(ModelConfig{}, o);
+  EXPECT_EQ(losses(dir + "/straight/metrics.jsonl"), losses(dir + "/resumed/metrics.jsonl"));
+
+  // The shipped encoder is the EMA encoder at the boundary, so its tokens are those of step 3;
+  // the decoder kept training.
+  const SafeTensors after = safetensors_load(dir + "/resumed/vae.safetensors");
+  int encoder = 0, decoder_changed = 0;
+  for (const auto& [name, t] : after.tensors) {
+    if (name.rfind("encoder.", 0) == 0) {
+      EXPECT_TRUE(torch::equal(t, before.tensors.at(name))) << name;
+      ++encoder;
+    } else if (!torch::equal(t, before.tensors.at(name))) {
+      ++decoder_changed;
+    }
+  }
+  EXPECT_GT(encoder, 0);
+  EXPECT_GT(decoder_changed, 0);
+  std::ifstream in(dir + "/resumed/metrics.jsonl");
+  std::vector<std::string> phases;
+  for (std::string line; std::getline(in, line);) phases.push_back(nlohmann::json::parse(line)["phase"]);
+  EXPECT_EQ(phases, (std::vector<std::string>{"joint", "joint", "joint", "decoder", "decoder", "decoder"}));
+
+  // A phase as long as the run is refused.
+  o.decoder_finetune_steps = 6;
+  o.resume = false;
+  o.out = dir + "/too_long";
+  EXPECT_THROW(vae_train(c, o), Error);
+}
+
 TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {
   // 8 shapes images, trained on and then encoded to argmax tokens and decoded with the EMA
   // weights: the reconstructions must carry each image's own content, i.e. beat the best

@@ -26,6 +26,7 @@ struct VaeFlags {
   std::string vae;
   int64_t steps = -1;
   double schedule_scale = 1.0;
+  int64_t decoder_finetune = -1;
   int64_t seed = 0;
   bool resume = false;
   int64_t save_every = 500;
@@ -47,6 +48,7 @@ int run_train(const VaeFlags& f) {
   o.out = f.out;
   o.steps = f.steps;
   o.schedule_scale = f.schedule_scale;
+  o.decoder_finetune_steps = f.decoder_finetune;
   o.seed = static_cast<uint64_t>(f.seed);
   o.resume = f.resume;
   o.threads = f.threads;
@@ -113,8 +115,13 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_option("-o,--output", f.out, "Run folder: config.json, vae.safetensors, checkpoint, metrics, recon/")
       ->required();
   train->add_option("--steps", f.steps, "Total updates (default: the config's vae_train.steps)");
-  train->add_option("--schedule-scale", f.schedule_scale, "Multiply the beta, tau and lr schedule lengths")
+  train->add_option("--schedule-scale", f.schedule_scale, "Multiply the beta, tau and lr schedule lengths and the decoder fine-tuning phase")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--decoder-finetune", f.decoder_finetune,
+                    "Last N updates train the decoder alone on the argmax tokens of the frozen EMA encoder, the "
+                    "tokens the prior sees (default: the config's vae_train.decoder_finetune_steps). With --resume "
+                    "and a larger --steps it fine-tunes a finished run's decoder without changing its tokens")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
   train->add_flag("--resume", f.resume, "Continue the run in --output from its checkpoint");
   train->add_option("--save-every", f.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);

@@ -51,7 +51,8 @@ const std::vector<Field<VaeTrainConfig>>& vae_train_fields() {
       DALLE_FIELD(VaeTrainConfig, lr_steps),  DALLE_FIELD(VaeTrainConfig, kl_weight),
       DALLE_FIELD(VaeTrainConfig, kl_steps),  DALLE_FIELD(VaeTrainConfig, tau_start),
       DALLE_FIELD(VaeTrainConfig, tau_end),   DALLE_FIELD(VaeTrainConfig, tau_steps),
-      DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay)};
+      DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay),
+      DALLE_FIELD(VaeTrainConfig, decoder_finetune_steps)};
   return f;
 }
 
@@ -193,6 +194,8 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(p.text_vocab >= 2, "prior.text_vocab must be >= 2");
   need(p.conv_kernel >= 1 && p.conv_kernel % 2 == 1, "prior.conv_kernel must be odd");
   need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
+  need(c.vae_train.decoder_finetune_steps >= 0 && c.vae_train.decoder_finetune_steps < c.vae_train.steps,
+       "vae_train.decoder_finetune_steps must be in [0, vae_train.steps)");
   need(c.prior_train.caption_drop >= 0 && c.prior_train.caption_drop < 1, "prior_train.caption_drop must be in [0, 1)");
   const RerankConfig& r = c.rerank;
   need(r.text_len >= 1 && r.text_layers >= 1, "rerank.text_len and rerank.text_layers must be >= 1");

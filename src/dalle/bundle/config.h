@@ -55,6 +55,9 @@ struct VaeTrainConfig {
   int64_t tau_steps = 150000;
   double weight_decay = 1e-4;
   double ema_decay = 0.999;
+  // The last N of `steps` train the decoder alone on the argmax tokens of the frozen (EMA)
+  // encoder: the tokens the prior sees. 0 (the paper) trains both halves to the end.
+  int64_t decoder_finetune_steps = 0;
 };
 
 // Prior optimisation (SPEC §3).

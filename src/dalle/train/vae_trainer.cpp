@@ -53,10 +53,13 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   if (opt.steps >= 0) tc.steps = opt.steps;
   // A resumed run's saved config already holds its scaled schedule lengths.
   if (opt.schedule_scale != 1.0 && !opt.resume) {
-    tc.kl_steps = static_cast<int64_t>(std::llround(tc.kl_steps * opt.schedule_scale));
-    tc.tau_steps = static_cast<int64_t>(std::llround(tc.tau_steps * opt.schedule_scale));
-    tc.lr_steps = static_cast<int64_t>(std::llround(tc.lr_steps * opt.schedule_scale));
+    for (int64_t* length : {&tc.kl_steps, &tc.tau_steps, &tc.lr_steps, &tc.decoder_finetune_steps})
+      *length = static_cast<int64_t>(std::llround(*length * opt.schedule_scale));
   }
+  if (opt.decoder_finetune_steps >= 0) tc.decoder_finetune_steps = opt.decoder_finetune_steps;
+  if (tc.decoder_finetune_steps >= tc.steps)
+    throw Error("vae train: the decoder fine-tuning phase (" + std::to_string(tc.decoder_finetune_steps) +
+                " updates) must be shorter than the run (" + std::to_string(tc.steps) + " updates)");
   const VaeConfig& vc = config.vae;
   const Precision precision = precision_from_name(opt.precision);
   const bool bf16 = precision == Precision::bf16;
@@ -123,13 +126,30 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     safetensors_save(path_join(opt.out, kVaeWeightsFile), weights);
   };
 
+  // Decoder fine-tuning: argmax tokens of a jointly trained encoder decode worse than the Gumbel
+  // samples the decoder was trained on (every position at its mode is an atypical grid), so the last
+  // updates freeze the encoder at its EMA weights and train the decoder on exactly the tokens the
+  // prior will see.
+  const int64_t finetune_start = tc.steps - tc.decoder_finetune_steps;
+  auto freeze_encoder = [&] {
+    torch::NoGradGuard no_grad;
+    ema.copy_to(*ema_vae);
+    std::vector<torch::Tensor> live = vae->encoder->parameters(), averaged = ema_vae->encoder->parameters();
+    for (size_t i = 0; i < live.size(); ++i) {
+      live[i].copy_(averaged[i]);
+      live[i].mutable_grad().reset();  // undefined gradients: AdamW leaves these weights alone
+    }
+  };
+
   VaeTrainResult result;
   ProgressBar bar("vae train", tc.steps - start, "step");
   const auto t0 = std::chrono::steady_clock::now();
   vae->train();
   for (int64_t step = start; step < tc.steps; ++step) {
     const double lr = cosine_schedule(step, tc.lr, tc.lr_end, tc.lr_steps);
-    const double beta = cosine_schedule(step, 0.0, tc.kl_weight, tc.kl_steps);
+    const bool finetune = step >= finetune_start;
+    // With the encoder frozen its KL is a constant: the fine-tuning loss is the likelihood alone.
+    const double beta = finetune ? 0.0 : cosine_schedule(step, 0.0, tc.kl_weight, tc.kl_steps);
     const double tau = cosine_schedule(step, tc.tau_start, tc.tau_end, tc.tau_steps);
     torch::Generator gen = step_generator(opt.seed, step, 1);
     // The Gumbel noise is drawn where the logits are; on the CPU from the same generator as the flips.
@@ -142,13 +162,23 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     x = torch::where(flip.view({-1, 1, 1, 1}), x.flip({3}), x);
     const torch::Tensor x_mapped = map_pixels(x, vc.eps);
 
+    if (finetune && step == finetune_start) freeze_encoder();
     torch::Tensor logits, stats;
+    if (finetune) {
+      // fp32 like `dalle vae encode`, so the decoder learns exactly the tokens the prior sees.
+      torch::NoGradGuard frozen;
+      logits = vae->encoder(x_mapped);
+    }
     {
       CpuAutocastGuard autocast(bf16);
-      logits = vae->encoder(x_mapped).to(torch::kFloat32);
-      // The relaxation and the likelihood stay in fp32.
-      const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
-      stats = vae->decoder(z).to(torch::kFloat32);
+      if (finetune) {
+        stats = vae->decoder->forward_tokens(logits.argmax(1)).to(torch::kFloat32);
+      } else {
+        logits = vae->encoder(x_mapped).to(torch::kFloat32);
+        // The relaxation and the likelihood stay in fp32.
+        const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
+        stats = vae->decoder(z).to(torch::kFloat32);
+      }
     }
     VaeLoss loss = vae_loss(x_mapped, stats, logits, beta);
     optimizer.zero_grad();
@@ -175,7 +205,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
                              {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
                              {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", codes.perplexity},
-                             {"codes_used", codes.used}, {"img_per_s", img_per_s}};
+                             {"codes_used", codes.used}, {"img_per_s", img_per_s},
+                             {"phase", finetune ? "decoder" : "joint"}};
     if (scaled) {
       record["grad_scales"] = scales.scales();
       record["skipped"] = skipped;
@@ -183,8 +214,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     metrics.write(record);
     if (!opt.quiet) {
       char extra[200];
-      std::snprintf(extra, sizeof(extra), "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
-                    loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity,
+      std::snprintf(extra, sizeof(extra), "%sloss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
+                    finetune ? "decoder only: " : "", loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity,
                     100 * codes.used, img_per_s);
       bar.update(step - start + 1, extra);
     }
