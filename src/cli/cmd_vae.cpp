@@ -115,7 +115,8 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_option("-o,--output", f.out, "Run folder: config.json, vae.safetensors, checkpoint, metrics, recon/")
       ->required();
   train->add_option("--steps", f.steps, "Total updates (default: the config's vae_train.steps)");
-  train->add_option("--schedule-scale", f.schedule_scale, "Multiply the beta, tau and lr schedule lengths and the decoder fine-tuning phase")
+  train->add_option("--schedule-scale", f.schedule_scale,
+                    "Multiply the beta, tau and lr schedule lengths and the config's decoder fine-tuning phase")
       ->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--decoder-finetune", f.decoder_finetune,
                     "Last N updates train the decoder alone on the argmax tokens of the frozen EMA encoder, the "

@@ -214,9 +214,10 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     metrics.write(record);
     if (!opt.quiet) {
       char extra[200];
-      std::snprintf(extra, sizeof(extra), "%sloss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
-                    finetune ? "decoder only: " : "", loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity,
-                    100 * codes.used, img_per_s);
+      std::snprintf(extra, sizeof(extra),
+                    "%sloss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
+                    finetune ? "decoder only: " : "", loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau,
+                    beta, codes.perplexity, 100 * codes.used, img_per_s);
       bar.update(step - start + 1, extra);
     }
     const bool last = step + 1 == tc.steps;
