@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
@@ -77,8 +78,11 @@ TEST(BatchOrder, DeterministicAndCoversEachEpoch) {
 }
 
 // Trains the tiny dVAE for 6 steps straight into DIR/straight, and for 3 then --resume to 6 into
-// DIR/resumed; returns the options of the resumed run.
-static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint) {
+// DIR/resumed; returns the options of the resumed run. The last `finetune` (at most 3) of the 6
+// updates are decoder-only, so the interrupted half is joint only; `interrupted` runs between the
+// halves.
+static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint,
+                                                int64_t finetune = 0, const std::function<void()>& interrupted = {}) {
   ShapesOptions so;
   so.count = 48;
   so.size = 32;
@@ -94,12 +98,16 @@ static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const st
   o.sample_every = o.save_every = 1000;
   o.out = dir + "/straight";
   o.steps = 6;
+  o.decoder_finetune_steps = finetune;
   vae_train(c, o);
   o.out = dir + "/resumed";
   o.steps = 3;
+  o.decoder_finetune_steps = 0;
   vae_train(c, o);
+  if (interrupted) interrupted();
   o.resume = true;
   o.steps = 6;
+  o.decoder_finetune_steps = finetune;
   vae_train(ModelConfig{}, o);
   return o;
 }
@@ -136,31 +144,10 @@ TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {
 TEST(VaeTrain, DecoderFinetuningFreezesTheEncoderAndResumesExactly) {
   // 6 updates, the last 3 decoder-only; the interrupted run stops exactly at the phase boundary.
   const std::string dir = fresh_dir("vae_finetune");
-  ShapesOptions so;
-  so.count = 48;
-  so.size = 32;
-  shapes_write(dir + "/shapes", so);
-  ModelConfig c = tiny();
-  c.vae_train.batch = 4;
-  c.vae_train.decoder_finetune_steps = 3;
-  VaeTrainOptions o;
-  o.data = dir + "/shapes";
-  o.quiet = true;
-  o.seed = 3;
-  o.sample_every = o.save_every = 1000;
-  o.out = dir + "/straight";
-  o.steps = 6;
-  vae_train(c, o);
-  // Interrupted at the boundary: 3 joint updates, then resumed with the phase.
-  o.out = dir + "/resumed";
-  o.steps = 3;
-  o.decoder_finetune_steps = 0;
-  vae_train(c, o);
-  const SafeTensors before = safetensors_load(dir + "/resumed/vae.safetensors");  // EMA at step 3
-  o.resume = true;
-  o.steps = 6;
-  o.decoder_finetune_steps = 3;
-  vae_train(ModelConfig{}, o);
+  SafeTensors before;  // the EMA weights at step 3
+  VaeTrainOptions o = vae_straight_and_resumed(dir, "fp32", false, 3, [&] {
+    before = safetensors_load(dir + "/resumed/vae.safetensors");
+  });
   EXPECT_EQ(losses(dir + "/straight/metrics.jsonl"), losses(dir + "/resumed/metrics.jsonl"));
 
   // The shipped encoder is the EMA encoder at the boundary, so its tokens are those of step 3;
@@ -186,7 +173,7 @@ TEST(VaeTrain, DecoderFinetuningFreezesTheEncoderAndResumesExactly) {
   o.decoder_finetune_steps = 6;
   o.resume = false;
   o.out = dir + "/too_long";
-  EXPECT_THROW(vae_train(c, o), Error);
+  EXPECT_THROW(vae_train(tiny(), o), Error);
 }
 
 TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {
