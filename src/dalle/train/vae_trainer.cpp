@@ -165,20 +165,19 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     if (finetune && step == finetune_start) freeze_encoder();
     torch::Tensor logits, stats;
     if (finetune) {
-      // fp32 like `dalle vae encode`, so the decoder learns exactly the tokens the prior sees.
-      torch::NoGradGuard frozen;
-      logits = vae->encoder(x_mapped);
-    }
-    {
-      CpuAutocastGuard autocast(bf16);
-      if (finetune) {
-        stats = vae->decoder->forward_tokens(logits.argmax(1)).to(torch::kFloat32);
-      } else {
-        logits = vae->encoder(x_mapped).to(torch::kFloat32);
-        // The relaxation and the likelihood stay in fp32.
-        const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
-        stats = vae->decoder(z).to(torch::kFloat32);
+      {
+        // fp32 like `dalle vae encode`, so the decoder learns exactly the tokens the prior sees.
+        torch::NoGradGuard frozen;
+        logits = vae->encoder(x_mapped);
       }
+      CpuAutocastGuard autocast(bf16);
+      stats = vae->decoder->forward_tokens(logits.argmax(1)).to(torch::kFloat32);
+    } else {
+      CpuAutocastGuard autocast(bf16);
+      logits = vae->encoder(x_mapped).to(torch::kFloat32);
+      // The relaxation and the likelihood stay in fp32.
+      const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
+      stats = vae->decoder(z).to(torch::kFloat32);
     }
     VaeLoss loss = vae_loss(x_mapped, stats, logits, beta);
     optimizer.zero_grad();
