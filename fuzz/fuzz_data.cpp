@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "dalle/data/caption_filters.h"
@@ -46,7 +47,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t n = size - 1;
   const FilterOptions filters = fuzz_filters();
   if (mode == 0) {  // a tar shard
-    static const std::string path = "/tmp/dalle_fuzz_" + std::to_string(::getpid()) + ".tar";
+    static const std::string path = [] {
+      static std::string p = "/tmp/dalle_fuzz_" + std::to_string(::getpid()) + ".tar";
+      std::atexit([] { std::remove(p.c_str()); });  // one scratch file per fuzzing process
+      return p;
+    }();
     FILE* f = std::fopen(path.c_str(), "wb");
     if (!f) return 0;
     std::fwrite(body, 1, n, f);

@@ -6,11 +6,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "dalle/bundle/config.h"
 #include "test_paths.h"
 
 namespace dalle::test {
+
+// The scratch folders the running test made; tests/main.cpp deletes them when it passes and
+// keeps them for inspection when it fails.
+inline std::vector<std::filesystem::path>& scratch_dirs() {
+  static std::vector<std::filesystem::path> dirs;
+  return dirs;
+}
 
 // A fresh, empty folder for one test in one process: concurrent test runs (two checkouts, or
 // ctest -j) never share scratch space.
@@ -19,6 +27,7 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
       std::filesystem::temp_directory_path() / ("dalle_test_" + std::to_string(::getpid()) + "_" + name);
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
+  scratch_dirs().push_back(p);
   return p;
 }
 
