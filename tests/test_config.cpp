@@ -87,4 +87,12 @@ TEST(Config, UnknownKeysAndBadValuesAreErrorsNamingTheField) {
   j = config_to_json(preset("tiny"));
   j["vae"]["image_size"] = "big";
   EXPECT_THROW(config_from_json(j, "my.json"), Error);
+  j = config_to_json(preset("tiny"));
+  j["vae_train"]["decoder_finetune_loss"] = "l1";
+  try {
+    config_from_json(j, "my.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("decoder_finetune_loss"), std::string::npos) << e.what();
+  }
 }

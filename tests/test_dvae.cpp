@@ -130,6 +130,32 @@ TEST(DvaeLoss, TotalIsNormalisedByPixelsAndWeightsKl) {
   EXPECT_NEAR(l.loss.item<double>(), l.nll.item<double>() + 2.0 * l.kl.item<double>(), 1e-6);
 }
 
+TEST(DvaeLoss, ReconstructionLossFitsMuToPixelErrorAndLnBToTheLikelihood) {
+  // One pixel, three channels: mu gets only the squared error of unmap(sigmoid(mu)) (weight 64,
+  // mean over the 3 values), ln b only the likelihood's gradient around the given mu.
+  const double eps = 0.1;
+  const std::vector<double> x = {0.3, 0.5, 0.8}, mu = {0.2, -0.1, 1.0}, log_b = {-1.0, 0.0, -0.5};
+  torch::Tensor xm = torch::tensor(x, torch::kFloat64).view({1, 3, 1, 1});
+  std::vector<double> s = mu;
+  s.insert(s.end(), log_b.begin(), log_b.end());
+  torch::Tensor stats = torch::tensor(s, torch::kFloat64).view({1, 6, 1, 1}).requires_grad_(true);
+  torch::Tensor logits = torch::zeros({1, 4, 1, 1}, torch::kFloat64);
+  VaeLoss l = reconstruction_loss(xm, stats, logits, eps);
+  l.loss.backward();
+  torch::Tensor g = stats.grad().flatten();
+  for (int c = 0; c < 3; ++c) {
+    const double y = 1.0 / (1.0 + std::exp(-mu[c]));
+    const double d_mu = 64.0 * 2.0 * (y - x[c]) / std::pow(1.0 - 2.0 * eps, 2) * y * (1.0 - y) / 3.0;
+    const double dist = std::fabs(std::log(x[c] / (1 - x[c])) - mu[c]);
+    const double d_log_b = (1.0 - dist * std::exp(-log_b[c])) / 3.0;
+    EXPECT_NEAR(g[c].item<double>(), d_mu, 1e-9) << "mu, channel " << c;
+    EXPECT_NEAR(g[3 + c].item<double>(), d_log_b, 1e-9) << "ln b, channel " << c;
+  }
+  // Reported like vae_loss: the likelihood of (mu, ln b) and the KL, per pixel value.
+  EXPECT_NEAR(l.nll.item<double>(), vae_loss(xm, stats, logits, 0.0).nll.item<double>(), 1e-12);
+  EXPECT_NEAR(l.kl.item<double>(), 0.0, 1e-12);
+}
+
 TEST(DvaeLoss, RelaxationGradientsAreFiniteAtTheLowestTemperature) {
   Dvae vae(tiny_vae());
   torch::Tensor x = map_pixels(torch::rand({2, 3, 16, 16}), 0.1);

@@ -80,9 +80,10 @@ TEST(BatchOrder, DeterministicAndCoversEachEpoch) {
 // Trains the tiny dVAE for 6 steps straight into DIR/straight, and for 3 then --resume to 6 into
 // DIR/resumed; returns the options of the resumed run. The last `finetune` (at most 3) of the 6
 // updates are decoder-only, so the interrupted half is joint only; `interrupted` runs between the
-// halves.
+// halves. `finetune_loss` is the fine-tuning objective ("" = the config's).
 static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint,
-                                                int64_t finetune = 0, const std::function<void()>& interrupted = {}) {
+                                                int64_t finetune = 0, const std::function<void()>& interrupted = {},
+                                                const std::string& finetune_loss = "") {
   ShapesOptions so;
   so.count = 48;
   so.size = 32;
@@ -99,6 +100,7 @@ static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const st
   o.out = dir + "/straight";
   o.steps = 6;
   o.decoder_finetune_steps = finetune;
+  o.decoder_finetune_loss = finetune_loss;
   vae_train(c, o);
   o.out = dir + "/resumed";
   o.steps = 3;
@@ -174,6 +176,32 @@ TEST(VaeTrain, DecoderFinetuningFreezesTheEncoderAndResumesExactly) {
   o.resume = false;
   o.out = dir + "/too_long";
   EXPECT_THROW(vae_train(tiny(), o), Error);
+}
+
+TEST(VaeTrain, SquaredErrorFinetuningResumesExactlyAndIsRecorded) {
+  // The same 3 + 3 updates with the "mse" objective (set on the command line, not in the config):
+  // the resumed run keeps it from its saved config and equals the straight run.
+  const std::string dir = fresh_dir("vae_finetune_mse");
+  VaeTrainOptions o = vae_straight_and_resumed(dir, "bf16", false, 3, {}, "mse");
+  const auto straight = losses(dir + "/straight/metrics.jsonl");
+  EXPECT_EQ(straight, losses(dir + "/resumed/metrics.jsonl"));
+  EXPECT_EQ(config_load(dir + "/resumed/config.json").vae_train.decoder_finetune_loss, "mse");
+  // The fine-tuning updates minimise another objective than the likelihood run's.
+  const std::string nll_dir = fresh_dir("vae_finetune_nll");
+  vae_straight_and_resumed(nll_dir, "bf16", false, 3);
+  const auto nll = losses(nll_dir + "/straight/metrics.jsonl");
+  EXPECT_EQ(std::vector<double>(straight.begin(), straight.begin() + 3), std::vector<double>(nll.begin(), nll.begin() + 3));
+  EXPECT_NE(straight[3], nll[3]);
+
+  o.resume = false;
+  o.out = dir + "/unknown";
+  o.decoder_finetune_loss = "l1";
+  try {
+    vae_train(tiny(), o);
+    FAIL() << "an unknown fine-tuning loss was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'l1'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(VaeTrain, TinyModelOverfitsAHandfulOfImages) {

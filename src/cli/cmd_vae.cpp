@@ -27,6 +27,7 @@ struct VaeFlags {
   int64_t steps = -1;
   double schedule_scale = 1.0;
   int64_t decoder_finetune = -1;
+  std::string decoder_finetune_loss;
   int64_t seed = 0;
   bool resume = false;
   int64_t save_every = 500;
@@ -49,6 +50,7 @@ int run_train(const VaeFlags& f) {
   o.steps = f.steps;
   o.schedule_scale = f.schedule_scale;
   o.decoder_finetune_steps = f.decoder_finetune;
+  o.decoder_finetune_loss = f.decoder_finetune_loss;
   o.seed = static_cast<uint64_t>(f.seed);
   o.resume = f.resume;
   o.threads = f.threads;
@@ -123,6 +125,11 @@ void register_vae(CLI::App& app, Action& action) {
                     "tokens the prior sees (default: the config's vae_train.decoder_finetune_steps). With --resume "
                     "and a larger --steps it fine-tunes a finished run's decoder without changing its tokens")
       ->check(CLI::NonNegativeNumber);
+  train->add_option("--decoder-finetune-loss", f.decoder_finetune_loss,
+                    "What those updates fit: nll, the logit-Laplace likelihood; or mse, the squared error of the "
+                    "decoded image (mu), with the likelihood only for ln b (default: the config's "
+                    "vae_train.decoder_finetune_loss)")
+      ->check(CLI::IsMember({"nll", "mse"}));
   train->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
   train->add_flag("--resume", f.resume, "Continue the run in --output from its checkpoint");
   train->add_option("--save-every", f.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);

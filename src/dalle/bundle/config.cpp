@@ -52,7 +52,8 @@ const std::vector<Field<VaeTrainConfig>>& vae_train_fields() {
       DALLE_FIELD(VaeTrainConfig, kl_steps),  DALLE_FIELD(VaeTrainConfig, tau_start),
       DALLE_FIELD(VaeTrainConfig, tau_end),   DALLE_FIELD(VaeTrainConfig, tau_steps),
       DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay),
-      DALLE_FIELD(VaeTrainConfig, decoder_finetune_steps)};
+      DALLE_FIELD(VaeTrainConfig, decoder_finetune_steps),
+      DALLE_FIELD(VaeTrainConfig, decoder_finetune_loss)};
   return f;
 }
 
@@ -196,6 +197,8 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(c.vae_train.batch >= 1 && c.prior_train.batch >= 1, "batch sizes must be >= 1");
   need(c.vae_train.decoder_finetune_steps >= 0 && c.vae_train.decoder_finetune_steps < c.vae_train.steps,
        "vae_train.decoder_finetune_steps must be in [0, vae_train.steps)");
+  need(c.vae_train.decoder_finetune_loss == "nll" || c.vae_train.decoder_finetune_loss == "mse",
+       "vae_train.decoder_finetune_loss must be \"nll\" or \"mse\", not \"" + c.vae_train.decoder_finetune_loss + "\"");
   need(c.prior_train.caption_drop >= 0 && c.prior_train.caption_drop < 1, "prior_train.caption_drop must be in [0, 1)");
   const RerankConfig& r = c.rerank;
   need(r.text_len >= 1 && r.text_layers >= 1, "rerank.text_len and rerank.text_layers must be >= 1");

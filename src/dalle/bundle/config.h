@@ -58,6 +58,10 @@ struct VaeTrainConfig {
   // The last N of `steps` train the decoder alone on the argmax tokens of the frozen (EMA)
   // encoder: the tokens the prior sees. 0 (the paper) trains both halves to the end.
   int64_t decoder_finetune_steps = 0;
+  // What the fine-tuning phase fits: "nll", the likelihood (as in joint training), or "mse",
+  // the squared error of the decoded image for mu with the likelihood only for ln b
+  // (vae/loss.h, reconstruction_loss).
+  std::string decoder_finetune_loss = "nll";
 };
 
 // Prior optimisation (SPEC §3).

@@ -57,6 +57,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       *length = static_cast<int64_t>(std::llround(*length * opt.schedule_scale));
   }
   if (opt.decoder_finetune_steps >= 0) tc.decoder_finetune_steps = opt.decoder_finetune_steps;
+  if (!opt.decoder_finetune_loss.empty()) tc.decoder_finetune_loss = opt.decoder_finetune_loss;
+  if (tc.decoder_finetune_loss != "nll" && tc.decoder_finetune_loss != "mse")
+    throw Error("vae train: the decoder fine-tuning loss must be nll or mse, not '" + tc.decoder_finetune_loss + "'");
   if (tc.decoder_finetune_steps >= tc.steps)
     throw Error("vae train: the decoder fine-tuning phase (" + std::to_string(tc.decoder_finetune_steps) +
                 " updates) must be shorter than the run (" + std::to_string(tc.steps) + " updates)");
@@ -179,7 +182,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
       stats = vae->decoder(z).to(torch::kFloat32);
     }
-    VaeLoss loss = vae_loss(x_mapped, stats, logits, beta);
+    VaeLoss loss = finetune && tc.decoder_finetune_loss == "mse" ? reconstruction_loss(x_mapped, stats, logits, vc.eps)
+                                                                 : vae_loss(x_mapped, stats, logits, beta);
     optimizer.zero_grad();
     loss.loss.backward();
     const double loss_value = loss.loss.item<double>();

@@ -15,6 +15,7 @@ struct VaeTrainOptions {
   int64_t steps = -1;            // total updates; -1 = config
   double schedule_scale = 1.0;   // multiplies the beta, tau and lr schedule lengths
   int64_t decoder_finetune_steps = -1;  // decoder-only updates at the end; -1 = config
+  std::string decoder_finetune_loss;    // "nll" or "mse" for those updates; empty = config
   uint64_t seed = 0;
   bool resume = false;
   int threads = 0;

@@ -6,6 +6,14 @@
 
 namespace dalle {
 
+namespace {
+
+// The squared error's weight against the likelihood of ln b, which shares the decoder's trunk:
+// 64 (100 in the mapped units of the likelihood) lets the squared error lead.
+constexpr double kMseWeight = 64.0;
+
+}  // namespace
+
 torch::Tensor logit_laplace_nll(const torch::Tensor& x, const torch::Tensor& mu,
                                 const torch::Tensor& log_b) {
   const torch::Tensor logit_x = torch::log(x) - torch::log1p(-x);
@@ -36,6 +44,21 @@ VaeLoss vae_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
   out.nll = nll.mean() / norm;
   out.kl = kl.mean() / norm;
   out.loss = out.nll + kl_weight * out.kl;
+  return out;
+}
+
+VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
+                            const torch::Tensor& logits, double eps) {
+  const int64_t c = x_mapped.size(1);
+  const double norm = static_cast<double>(x_mapped.size(1) * x_mapped.size(2) * x_mapped.size(3));
+  const torch::Tensor mu = stats.slice(1, 0, c), log_b = stats.slice(1, c, 2 * c);
+  // In [0, 1] pixel units (unmapped, unclamped so the gradient survives at the ends).
+  const torch::Tensor pixel_mse = ((torch::sigmoid(mu) - x_mapped) / (1.0 - 2.0 * eps)).pow(2).mean();
+  const torch::Tensor scale_nll = logit_laplace_nll(x_mapped, mu.detach(), log_b).mean() / norm;
+  VaeLoss out;
+  out.nll = logit_laplace_nll(x_mapped, mu, log_b).mean().detach() / norm;
+  out.kl = (kl_to_uniform(logits).mean() / norm).detach();
+  out.loss = kMseWeight * pixel_mse + scale_nll;
   return out;
 }
 
