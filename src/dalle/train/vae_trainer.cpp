@@ -143,6 +143,27 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       live[i].mutable_grad().reset();  // undefined gradients: AdamW leaves these weights alone
     }
   };
+  // The frozen encoder's tokens of every training image and of its mirror image, [2, N, grid, grid]:
+  // computed once (in fp32, like `dalle vae encode`) rather than every step, a quarter of a step.
+  auto encode_training_set = [&] {
+    torch::NoGradGuard no_grad;
+    const int64_t n = train_images.size(0), chunk = 32;  // larger batches thrash the allocator
+    ProgressBar encode_bar("encoding for decoder fine-tuning", 2 * n, "img");
+    std::vector<torch::Tensor> sides;
+    for (bool mirrored : {false, true}) {
+      std::vector<torch::Tensor> parts;
+      for (int64_t i = 0; i < n; i += chunk) {
+        torch::Tensor x = to_unit_float(train_images.narrow(0, i, std::min(chunk, n - i)));
+        if (mirrored) x = x.flip({3});
+        parts.push_back(vae->encoder(map_pixels(x, vc.eps)).argmax(1));
+        if (!opt.quiet) encode_bar.update((mirrored ? n : 0) + i + parts.back().size(0));
+      }
+      sides.push_back(torch::cat(parts));
+    }
+    if (!opt.quiet) encode_bar.finish();
+    return torch::stack(sides);
+  };
+  torch::Tensor finetune_tokens;
 
   VaeTrainResult result;
   ProgressBar bar("vae train", tc.steps - start, "step");
@@ -158,32 +179,37 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     // The Gumbel noise is drawn where the logits are; on the CPU from the same generator as the flips.
     torch::Generator noise_gen = device.is_cpu() ? gen : seeded_generator(device, step_seed(opt.seed, step, 1));
 
-    const auto idx = batch_indices(train_images.size(0), tc.batch, step, opt.seed);
-    torch::Tensor x = to_unit_float(train_images.index_select(0, torch::tensor(idx).to(device)));
+    const torch::Tensor idx = torch::tensor(batch_indices(train_images.size(0), tc.batch, step, opt.seed)).to(device);
+    torch::Tensor x = to_unit_float(train_images.index_select(0, idx));
     // Random horizontal flip (the dVAE's augmentation; captions play no part here).
     torch::Tensor flip = (torch::rand({x.size(0)}, gen) < 0.5).to(device);
     x = torch::where(flip.view({-1, 1, 1, 1}), x.flip({3}), x);
     const torch::Tensor x_mapped = map_pixels(x, vc.eps);
 
     if (finetune && step == finetune_start) freeze_encoder();
-    torch::Tensor logits, stats;
+    if (finetune && !finetune_tokens.defined()) finetune_tokens = encode_training_set();
+    torch::Tensor tokens, stats;
+    VaeLoss loss;
     if (finetune) {
+      tokens = finetune_tokens.index({flip.to(torch::kLong), idx});
       {
-        // fp32 like `dalle vae encode`, so the decoder learns exactly the tokens the prior sees.
-        torch::NoGradGuard frozen;
-        logits = vae->encoder(x_mapped);
+        CpuAutocastGuard autocast(bf16);
+        stats = vae->decoder->forward_tokens(tokens).to(torch::kFloat32);
       }
-      CpuAutocastGuard autocast(bf16);
-      stats = vae->decoder->forward_tokens(logits.argmax(1)).to(torch::kFloat32);
+      loss = tc.decoder_finetune_loss == "mse" ? reconstruction_loss(x_mapped, stats, vc.eps)
+                                               : likelihood_loss(x_mapped, stats);
     } else {
-      CpuAutocastGuard autocast(bf16);
-      logits = vae->encoder(x_mapped).to(torch::kFloat32);
-      // The relaxation and the likelihood stay in fp32.
-      const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
-      stats = vae->decoder(z).to(torch::kFloat32);
+      torch::Tensor logits;
+      {
+        CpuAutocastGuard autocast(bf16);
+        logits = vae->encoder(x_mapped).to(torch::kFloat32);
+        // The relaxation and the likelihood stay in fp32.
+        const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);
+        stats = vae->decoder(z).to(torch::kFloat32);
+      }
+      loss = vae_loss(x_mapped, stats, logits, beta);
+      tokens = logits.argmax(1);
     }
-    VaeLoss loss = finetune && tc.decoder_finetune_loss == "mse" ? reconstruction_loss(x_mapped, stats, logits, vc.eps)
-                                                                 : vae_loss(x_mapped, stats, logits, beta);
     optimizer.zero_grad();
     loss.loss.backward();
     const double loss_value = loss.loss.item<double>();
@@ -199,17 +225,18 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     torch::NoGradGuard no_grad;
     const torch::Tensor recon = unmap_pixels(torch::sigmoid(stats.slice(1, 0, 3)), vc.eps);
     const double mse = (recon - x).pow(2).mean().item<double>();
-    const CodebookStats codes = codebook_stats(logits.argmax(1), vc.vocab);
+    const CodebookStats codes = codebook_stats(tokens, vc.vocab);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double img_per_s = (step - start + 1) * tc.batch / std::max(elapsed, 1e-9);
     if (step == start) result.first_loss = loss_value;
     result.images_per_second = img_per_s;
     result.last_loss = loss_value;
     nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"nll", loss.nll.item<double>()},
-                             {"kl", loss.kl.item<double>()}, {"mse", mse}, {"psnr", psnr_from_mse(mse)},
+                             {"mse", mse}, {"psnr", psnr_from_mse(mse)},
                              {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", codes.perplexity},
                              {"codes_used", codes.used}, {"img_per_s", img_per_s},
                              {"phase", finetune ? "decoder" : "joint"}};
+    if (!finetune) record["kl"] = loss.kl.item<double>();  // none with the encoder frozen
     if (scaled) {
       record["grad_scales"] = scales.scales();
       record["skipped"] = skipped;
@@ -217,10 +244,13 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     metrics.write(record);
     if (!opt.quiet) {
       char extra[200];
-      std::snprintf(extra, sizeof(extra),
-                    "%sloss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s",
-                    finetune ? "decoder only: " : "", loss_value, psnr_from_mse(mse), loss.kl.item<double>(), tau,
-                    beta, codes.perplexity, 100 * codes.used, img_per_s);
+      if (finetune)
+        std::snprintf(extra, sizeof(extra), "decoder only: loss %.4f psnr %.2f ppl %.0f used %.0f%% %.1f img/s",
+                      loss_value, psnr_from_mse(mse), codes.perplexity, 100 * codes.used, img_per_s);
+      else
+        std::snprintf(extra, sizeof(extra),
+                      "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s", loss_value,
+                      psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity, 100 * codes.used, img_per_s);
       bar.update(step - start + 1, extra);
     }
     const bool last = step + 1 == tc.steps;

@@ -12,6 +12,9 @@ namespace {
 // 64 (100 in the mapped units of the likelihood) lets the squared error lead.
 constexpr double kMseWeight = 64.0;
 
+// Per pixel value: the objective's normaliser H * W * C.
+double pixel_values(const torch::Tensor& x) { return static_cast<double>(x.size(1) * x.size(2) * x.size(3)); }
+
 }  // namespace
 
 torch::Tensor logit_laplace_nll(const torch::Tensor& x, const torch::Tensor& mu,
@@ -34,30 +37,30 @@ torch::Tensor gumbel_softmax(const torch::Tensor& logits, double tau, torch::Gen
   return torch::softmax((logits + gumbel) / tau, 1);
 }
 
+VaeLoss likelihood_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats) {
+  const int64_t c = x_mapped.size(1);
+  VaeLoss out;
+  out.nll = logit_laplace_nll(x_mapped, stats.slice(1, 0, c), stats.slice(1, c, 2 * c)).mean() / pixel_values(x_mapped);
+  out.loss = out.nll;
+  return out;
+}
+
 VaeLoss vae_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
                  const torch::Tensor& logits, double kl_weight) {
-  const int64_t c = x_mapped.size(1);
-  const double norm = static_cast<double>(x_mapped.size(1) * x_mapped.size(2) * x_mapped.size(3));
-  const torch::Tensor nll = logit_laplace_nll(x_mapped, stats.slice(1, 0, c), stats.slice(1, c, 2 * c));
-  const torch::Tensor kl = kl_to_uniform(logits);
-  VaeLoss out;
-  out.nll = nll.mean() / norm;
-  out.kl = kl.mean() / norm;
+  VaeLoss out = likelihood_loss(x_mapped, stats);
+  out.kl = kl_to_uniform(logits).mean() / pixel_values(x_mapped);
   out.loss = out.nll + kl_weight * out.kl;
   return out;
 }
 
-VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
-                            const torch::Tensor& logits, double eps) {
+VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats, double eps) {
   const int64_t c = x_mapped.size(1);
-  const double norm = static_cast<double>(x_mapped.size(1) * x_mapped.size(2) * x_mapped.size(3));
   const torch::Tensor mu = stats.slice(1, 0, c), log_b = stats.slice(1, c, 2 * c);
   // In [0, 1] pixel units (unmapped, unclamped so the gradient survives at the ends).
   const torch::Tensor pixel_mse = ((torch::sigmoid(mu) - x_mapped) / (1.0 - 2.0 * eps)).pow(2).mean();
-  const torch::Tensor scale_nll = logit_laplace_nll(x_mapped, mu.detach(), log_b).mean() / norm;
+  const torch::Tensor scale_nll = logit_laplace_nll(x_mapped, mu.detach(), log_b).mean() / pixel_values(x_mapped);
   VaeLoss out;
-  out.nll = logit_laplace_nll(x_mapped, mu, log_b).mean().detach() / norm;
-  out.kl = (kl_to_uniform(logits).mean() / norm).detach();
+  out.nll = scale_nll.detach();  // the same value as the likelihood of (mu, ln b)
   out.loss = kMseWeight * pixel_mse + scale_nll;
   return out;
 }

@@ -19,19 +19,20 @@ torch::Tensor gumbel_softmax(const torch::Tensor& logits, double tau, torch::Gen
 struct VaeLoss {
   torch::Tensor loss;   // scalar, what is minimised
   torch::Tensor nll;    // scalar, reconstruction term / (H W C), batch mean
-  torch::Tensor kl;     // scalar, KL term / (H W C), batch mean (unweighted)
+  torch::Tensor kl;     // scalar, KL term / (H W C), batch mean (unweighted); undefined without an encoder
 };
 
 VaeLoss vae_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
                  const torch::Tensor& logits, double kl_weight);
 
-// The decoder fine-tuning objective for reconstruction error (not in the paper): mu fits the
-// squared error of the image the decoder shows, unmap(sigmoid(mu)), and ln b fits the likelihood
-// around that mu (mu held fixed there), so b stays a calibrated scale. The logit-Laplace
-// likelihood lets a decoder widen b on edge pixels and stop fitting them; edges hold two thirds
-// of a 64x64 shapes model's squared error. `nll` and `kl` are reported as in vae_loss (kl of
-// `logits`, weight 0).
-VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
-                            const torch::Tensor& logits, double eps);
+// The decoder fine-tuning objectives, with the encoder frozen (kl undefined).
+// "nll": the likelihood alone.
+VaeLoss likelihood_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats);
+// "mse", for reconstruction error (not in the paper): mu fits the squared error of the image the
+// decoder shows, unmap(sigmoid(mu)), and ln b fits the likelihood around that mu (mu held fixed
+// there), so b stays a calibrated scale. The logit-Laplace likelihood lets a decoder widen b on
+// edge pixels and stop fitting them; edges hold two thirds of a 64x64 shapes model's squared
+// error. `nll` reports the likelihood of (mu, ln b).
+VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats, double eps);
 
 }  // namespace dalle
