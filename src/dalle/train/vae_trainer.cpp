@@ -144,7 +144,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     }
   };
   // The frozen encoder's tokens of every training image and of its mirror image, [2, N, grid, grid]:
-  // computed once (in fp32, like `dalle vae encode`) rather than every step, a quarter of a step.
+  // computed once (in fp32, like `dalle vae encode`) instead of every step, where they took a third of it.
   auto encode_training_set = [&] {
     torch::NoGradGuard no_grad;
     const int64_t n = train_images.size(0), chunk = 32;  // larger batches thrash the allocator
@@ -155,7 +155,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       for (int64_t i = 0; i < n; i += chunk) {
         torch::Tensor x = to_unit_float(train_images.narrow(0, i, std::min(chunk, n - i)));
         if (mirrored) x = x.flip({3});
-        parts.push_back(vae->encoder(map_pixels(x, vc.eps)).argmax(1));
+        parts.push_back(vae->encoder(map_pixels(x, vc.eps)).argmax(1).to(torch::kInt32));  // 4 bytes a token
         if (!opt.quiet) encode_bar.update((mirrored ? n : 0) + i + parts.back().size(0));
       }
       sides.push_back(torch::cat(parts));
@@ -172,7 +172,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   for (int64_t step = start; step < tc.steps; ++step) {
     const double lr = cosine_schedule(step, tc.lr, tc.lr_end, tc.lr_steps);
     const bool finetune = step >= finetune_start;
-    // With the encoder frozen its KL is a constant: the fine-tuning loss is the likelihood alone.
+    // With the encoder frozen its KL is a constant: the fine-tuning loss has no KL term.
     const double beta = finetune ? 0.0 : cosine_schedule(step, 0.0, tc.kl_weight, tc.kl_steps);
     const double tau = cosine_schedule(step, tc.tau_start, tc.tau_end, tc.tau_steps);
     torch::Generator gen = step_generator(opt.seed, step, 1);

@@ -30,9 +30,9 @@ VaeLoss vae_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats,
 VaeLoss likelihood_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats);
 // "mse", for reconstruction error (not in the paper): mu fits the squared error of the image the
 // decoder shows, unmap(sigmoid(mu)), and ln b fits the likelihood around that mu (mu held fixed
-// there), so b stays a calibrated scale. The logit-Laplace likelihood lets a decoder widen b on
-// edge pixels and stop fitting them; edges hold two thirds of a 64x64 shapes model's squared
-// error. `nll` reports the likelihood of (mu, ln b).
+// there), so b stays a calibrated scale. The likelihood is an L1 in logit space that lets the
+// decoder widen b where it cannot place a pixel; PSNR is squared error in pixel space.
+// `nll` reports the likelihood of (mu, ln b).
 VaeLoss reconstruction_loss(const torch::Tensor& x_mapped, const torch::Tensor& stats, double eps);
 
 }  // namespace dalle
