@@ -144,7 +144,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     }
   };
   // The frozen encoder's tokens of every training image and of its mirror image, [2, N, grid, grid]:
-  // computed once (in fp32, like `dalle vae encode`) instead of every step, where they took a third of it.
+  // computed once (in fp32, by `dalle vae encode`'s own call) instead of every step, where they
+  // took a third of it.
   auto encode_training_set = [&] {
     torch::NoGradGuard no_grad;
     const int64_t n = train_images.size(0), chunk = 32;  // larger batches thrash the allocator
@@ -153,9 +154,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     for (bool mirrored : {false, true}) {
       std::vector<torch::Tensor> parts;
       for (int64_t i = 0; i < n; i += chunk) {
-        torch::Tensor x = to_unit_float(train_images.narrow(0, i, std::min(chunk, n - i)));
-        if (mirrored) x = x.flip({3});
-        parts.push_back(vae->encoder(map_pixels(x, vc.eps)).argmax(1).to(torch::kInt32));  // 4 bytes a token
+        torch::Tensor images = train_images.narrow(0, i, std::min(chunk, n - i));  // NHWC uint8
+        if (mirrored) images = images.flip({2});
+        parts.push_back(vae->encode_images(images).to(torch::kInt32));  // 4 bytes a token
         if (!opt.quiet) encode_bar.update((mirrored ? n : 0) + i + parts.back().size(0));
       }
       sides.push_back(torch::cat(parts));
