@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs every system package dalle.cpp needs (Debian 12). Idempotent: a no-op when all are
-# present. Needs root (or sudo) only when something is missing.
+# Installs the Debian 12 packages dalle.cpp needs, by job, so the first run installs only what
+# building and running `dalle` takes. Idempotent: a no-op when all are present. Needs root (or
+# sudo) only when something is missing.
+#   scripts/install-deps.sh            # build and run `dalle` (what ./dalle and scripts/build.sh use)
+#   scripts/install-deps.sh --test     # + GoogleTest (scripts/test.sh)
+#   scripts/install-deps.sh --fuzz     # + clang and libFuzzer (scripts/fuzz.sh)
+#   scripts/install-deps.sh --plot     # + gnuplot (`dalle plot`)
+#   scripts/install-deps.sh --dev      # + numpy (regenerating test reference files)
+#   scripts/install-deps.sh --all      # everything above
 set -euo pipefail
 
-PACKAGES=(
+CORE=(
   build-essential cmake ninja-build
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
@@ -11,16 +18,29 @@ PACKAGES=(
   libutf8proc-dev         # Unicode categories, NFC and lowercasing for the tokenizer
   libarchive-dev          # WebDataset tar shards (dalle data)
   libcld2-dev             # caption language filter (dalle data prepare)
-  clang libclang-rt-14-dev  # libFuzzer for scripts/fuzz.sh (the data-path fuzz target)
+  libre2-dev              # linear-time regular expressions (caption boilerplate filter)
+  libxxhash-dev           # XXH3 hashes (duplicate images, tokenizer fingerprints)
   nlohmann-json3-dev libcli11-dev
-  libgtest-dev googletest libbenchmark-dev
-  python3-numpy           # only for regenerating test reference files
-  gnuplot-nox             # `dalle plot` (later issues)
 )
+TEST=(libgtest-dev googletest)
+FUZZ=(clang libclang-rt-14-dev)
+PLOT=(gnuplot-nox)
+DEV=(python3-numpy)
+
+packages=("${CORE[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=("${TEST[@]}") ;;
+    --fuzz) packages+=("${FUZZ[@]}") ;;
+    --plot) packages+=("${PLOT[@]}") ;;
+    --dev) packages+=("${DEV[@]}") ;;
+    --all) packages+=("${TEST[@]}" "${FUZZ[@]}" "${PLOT[@]}" "${DEV[@]}") ;;
+    *) echo "install-deps: unknown option '$arg' (--test, --fuzz, --plot, --dev, --all)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
-for p in "${PACKAGES[@]}"; do
-  [[ "$p" == \#* ]] && continue
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
@@ -33,7 +53,8 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+# No recommended packages: libtorch-dev alone would pull hundreds of megabytes it does not need.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # libtorch takes BLAS from the system alternative; point it at the OpenMP OpenBLAS.
 blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
 if [[ -e $blas ]]; then

@@ -2,10 +2,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
 #include <filesystem>
 #include <fstream>
 
+#include "dalle/bundle/config.h"
 #include "dalle/io/image.h"
 #include "dalle/util/fs.h"
 #include "test_paths.h"
@@ -137,6 +142,82 @@ TEST(Cli, UsageErrorsExitTwoRuntimeErrorsExitOne) {
   EXPECT_EQ(r.code, 2) << "--input is required: " << r.output;
 }
 
+// Every subcommand, with a flag of a numeric type that it takes (for the bad-value case).
+struct Subcommand {
+  const char* name;
+  const char* numeric_flag;
+};
+const Subcommand kSubcommands[] = {
+    {"generate", "--top-k"},         {"data shapes", "--count"},    {"data prepare", "--threads"},
+    {"data emoji", "--threads"},     {"tokenizer train", "--vocab-size"}, {"tokenizer encode", "--dropout"},
+    {"tokenizer decode", nullptr},   {"vae train", "--steps"},      {"vae encode", "--batch"},
+    {"vae reconstruct", "--count"},  {"train", "--steps"},          {"rerank train", "--steps"},
+    {"info", "--batch"},             {"plot", nullptr},
+};
+
+// A mistyped flag is named before any missing required option, in one line, with exit 2.
+TEST(Cli, UnknownFlagsAndBadValuesAreNamedFirstInOneLine) {
+  for (const Subcommand& c : kSubcommands) {
+    CliRun r = dalle_run(std::string(c.name) + " --bogus");
+    EXPECT_EQ(r.code, 2) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find("dalle " + std::string(c.name) + ": error: unknown flag or argument: --bogus"),
+              std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("required"), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
+    if (!c.numeric_flag) continue;
+    r = dalle_run(std::string(c.name) + " " + c.numeric_flag + " abc");
+    EXPECT_EQ(r.code, 2) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(std::string(c.numeric_flag).substr(2)), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_EQ(r.output.find("required"), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.name << ": " << r.output;
+  }
+  // With nothing wrong but a missing option, that option is what is reported.
+  CliRun r = dalle_run("generate -o x.png");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--prompt is required"), std::string::npos) << r.output;
+}
+
+TEST(Cli, VersionNamesLibtorchBlasCpuAndCuda) {
+  CliRun r = dalle_run("--version");
+  EXPECT_EQ(r.code, 0) << r.output;
+  for (const char* part : {"dalle.cpp 0.", "libtorch ", "BLAS: ", "AVX512-BF16 ", "CUDA: "})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << " missing from: " << r.output;
+  EXPECT_EQ(r.output.find("BLAS: none loaded"), std::string::npos) << r.output;
+}
+
+// When stderr is a file, progress is plain lines, at most one per --log-every seconds per bar
+// plus its last line, never carriage returns; --quiet writes none.
+TEST(Cli, ProgressInALogFileIsRateLimitedPlainLines) {
+  const fs::path dir = test::scratch_dir("progress_log");
+  const std::string d = dir.string();
+  // stderr to a file, as in a training log: its exit status.
+  auto run_logged = [&](const std::string& args, const std::string& log) {
+    const int status = std::system((std::string(DALLE_BINARY) + " " + args + " >/dev/null 2>" + d + "/" + log).c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  ASSERT_EQ(run_logged("data shapes -n 2000 --size 32 -o " + d + "/shapes -s 1", "shapes.log"), 0);
+  const std::string shapes_log = read_file_text(d + "/shapes.log");
+  // 2,000 images take well under the default 5 s: one last line, where 11 were written before
+  // (then the command's summary line).
+  EXPECT_EQ(std::count(shapes_log.begin(), shapes_log.end(), '\n'), 2) << shapes_log;
+  EXPECT_NE(shapes_log.find("shapes: 2000/2000 (100%)"), std::string::npos) << shapes_log;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_logged("vae train -c tiny -d " + d + "/shapes -o " + d + "/vae --steps 60 -t 1 --log-every 1", "vae.log"), 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string log = read_file_text(d + "/vae.log");
+  EXPECT_EQ(log.find('\r'), std::string::npos);
+  int64_t progress = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) progress += line.find("/s elapsed ") != std::string::npos;
+  // Two bars (loading, training) with a last line each, and at most one line a second.
+  EXPECT_GE(progress, 2) << log;
+  EXPECT_LE(progress, static_cast<int64_t>(seconds) + 2) << seconds << " s:\n" << log;
+
+  ASSERT_EQ(run_logged("vae train -c tiny -d " + d + "/shapes -o " + d + "/vae-q --steps 5 -t 1 --quiet", "q.log"), 0);
+  EXPECT_EQ(read_file_text(d + "/q.log"), "");
+}
+
 TEST(Cli, HelpDocumentsEveryCommand) {
   CliRun r = dalle_run("--help");
   EXPECT_EQ(r.code, 0);
@@ -160,6 +241,29 @@ TEST(Cli, InfoPrintsThePapersCountsWithoutAllocating) {
   for (const char* key : {"train_flops_per_token", "sample_flops_per_token", "memory_weights_bytes",
                           "memory_optimizer_bytes", "memory_activations_bytes"})
     EXPECT_GT(j[key].get<double>(), 0) << key;
+}
+
+// The conv mask is local only while its kernel is narrower than the grid: presets scale it with
+// the grid (the paper's 11 on 32x32), and `info` warns about a kernel as wide as the grid.
+TEST(Cli, InfoWarnsWhenTheConvKernelSpansTheGrid) {
+  for (const char* preset : {"tiny", "default", "small", "vae64", "paper"}) {
+    CliRun r = dalle_run(std::string("info --config ") + preset);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);  // no warning line before the JSON
+    EXPECT_TRUE(j["warnings"].empty()) << preset;
+    EXPECT_LT(j["conv_mask_coverage"].get<double>(), 0.35) << preset;
+  }
+  const fs::path dir = test::scratch_dir("wide_kernel");
+  ModelConfig c = config_load(std::string(DALLE_SOURCE_DIR) + "/configs/tiny.json");
+  c.prior.conv_kernel = 11;  // on an 8x8 grid
+  config_save((dir / "wide.json").string(), c);
+  CliRun r = dalle_run("info --config " + (dir / "wide.json").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("warning: prior.conv_kernel 11 spans the whole 8-wide image grid", 0), 0u) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  ASSERT_EQ(j["warnings"].size(), 1u);
+  EXPECT_NE(j["warnings"][0].get<std::string>().find("close to dense attention"), std::string::npos);
+  EXPECT_GT(j["conv_mask_coverage"].get<double>(), 0.6);
 }
 
 TEST(Cli, BrokenBundleFilesAreClearErrors) {

@@ -19,6 +19,7 @@
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "test_paths.h"
+#include "test_prior_runs.h"
 #include "test_util.h"
 
 using namespace dalle;
@@ -185,6 +186,68 @@ TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
                             trained.tensors.at("param.blocks.1.attn.qkv.weight")));
 }
 
+// SPEC §3 keeps gains and biases 32-bit: in fp16 mode their gradients are not rounded to fp16 and
+// an Inf among them is no overflow of the block's 16-bit arithmetic.
+TEST(GradScaling, GainsAndBiasesStay32BitAndOutOfTheOverflowCheck) {
+  torch::manual_seed(0);
+  Prior prior(test::toy_prior(2), 3, 4, 10);
+  const ToyBatch b = toy_batch(2, 1);
+  grads_of(prior, b);
+  const auto blocks = prior->resblock_parameters();
+  GradScales scales(static_cast<int64_t>(blocks.size()));
+  const double s0 = scales.scale(0);
+  // Block 0 is attention: ln.weight, ln.bias, qkv.weight, qkv.bias, proj.weight, proj.bias.
+  torch::Tensor ln_gain = prior->attn[0]->ln->weight, qkv_bias = prior->attn[0]->qkv->bias;
+  torch::Tensor qkv_weight = prior->attn[0]->qkv->weight;
+  {
+    torch::NoGradGuard no_grad;
+    // 1 + 2^-20 is not an fp16 number (10 mantissa bits): rounding would make it 1.
+    ln_gain.mutable_grad().fill_((1 + std::exp2(-20)) * s0);
+    qkv_weight.mutable_grad().fill_((1 + std::exp2(-20)) * s0);
+    qkv_bias.mutable_grad()[0] = INFINITY;
+  }
+  const auto overflowed = grad_scales_unscale(scales, blocks, /*fp16_grads=*/true);
+  EXPECT_FALSE(overflowed[0]) << "a bias's Inf is not the block's fp16 overflow";
+  EXPECT_EQ(ln_gain.grad()[0].item<float>(), static_cast<float>(1 + std::exp2(-20)));  // unscaled, not rounded
+  EXPECT_EQ(qkv_weight.grad()[0][0].item<float>(), 1.0f);  // the 16-bit weight's gradient is rounded
+  // The bias's Inf still skips the update, through the global check, and lowers no scale.
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (auto& item : prior->named_parameters()) named.emplace_back(item.key(), item.value());
+  AdamW adam(named, {0.9, 0.96, 1e-8, 0.0}, [](const std::string&) { return false; });
+  grads_of(prior, b);
+  qkv_bias.mutable_grad()[1] = INFINITY;
+  for (int64_t i = 0; i < static_cast<int64_t>(blocks.size()); ++i) scales.set_scale(i, s0);
+  EXPECT_FALSE(scaled_update(&scales, blocks, true, prior->parameters(), 4.0, adam, 1e-3, 0).has_value());
+  for (int64_t i = 0; i < static_cast<int64_t>(blocks.size()); ++i) EXPECT_EQ(scales.scale(i), s0) << "block " << i;
+}
+
+// A non-finite gradient outside the resblocks (an embedding here) skips the update, and the
+// finite blocks' scales do not grow on a skipped update.
+TEST(GradScaling, SkippedUpdateForAnOutsideGradientGrowsNoScale) {
+  torch::manual_seed(0);
+  Prior prior(test::toy_prior(2), 3, 4, 10);
+  const ToyBatch b = toy_batch(2, 1);
+  const auto blocks = prior->resblock_parameters();
+  GradScales scales(static_cast<int64_t>(blocks.size()));
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (auto& item : prior->named_parameters()) named.emplace_back(item.key(), item.value());
+  AdamW adam(named, {0.9, 0.96, 1e-8, 0.0}, [](const std::string&) { return false; });
+  const torch::Tensor before = prior->text_emb->weight.detach().clone();
+  const std::vector<double> start = scales.scales();
+  grads_of(prior, b);
+  prior->text_emb->weight.mutable_grad()[0][0] = NAN;
+  EXPECT_FALSE(scaled_update(&scales, blocks, true, prior->parameters(), 4.0, adam, 1e-3, 0).has_value());
+  EXPECT_EQ(scales.scales(), start);
+  EXPECT_TRUE(torch::equal(prior->text_emb->weight, before));
+  // fp32 mode (no scales) skips it too, rather than stepping into NaN weights.
+  EXPECT_FALSE(scaled_update(nullptr, blocks, false, prior->parameters(), 4.0, adam, 1e-3, 0).has_value());
+  EXPECT_TRUE(torch::equal(prior->text_emb->weight, before));
+  // With every gradient finite the same call takes the update and grows the scales.
+  grads_of(prior, b);
+  EXPECT_TRUE(scaled_update(&scales, blocks, true, prior->parameters(), 4.0, adam, 1e-3, 1).has_value());
+  EXPECT_DOUBLE_EQ(scales.scale(0), start[0] * std::exp2(1.0 / 1000));
+}
+
 // The paper's reason for per-resblock scales: in a deep model the gradients reaching different
 // resblocks span more binades than fp16 holds, so the one scale that keeps the block with the
 // largest gradients from overflowing flushes the small gradients of later blocks to zero.
@@ -267,59 +330,14 @@ TEST(GradScaling, PerResblockScalesUnderflowFarLessThanOneGlobalScale) {
   EXPECT_LT(per_block_loss, global_loss / 20);
 }
 
-namespace {
-
-// A token folder whose image tokens follow from the caption (colour picks a band of ids, shape
-// a pattern), with 10% noise: a task a small prior learns in a hundred steps.
-void write_synthetic_tokens(const std::string& dir, const ModelConfig& config, int64_t count) {
-  const char* colours[] = {"red", "green", "blue", "yellow", "purple", "orange", "white", "pink"};
-  const char* shapes[] = {"circle", "square", "triangle", "star", "heart", "cross", "hexagon", "ring"};
-  const int64_t g = config.vae.grid(), vocab = config.vae.vocab;
-  torch::manual_seed(7);
-  TokenSet set;
-  set.tokens = torch::empty({count, g, g}, torch::kLong);
-  auto acc = set.tokens.accessor<int64_t, 3>();
-  const torch::Tensor noise_t = torch::rand({count, g, g});
-  const torch::Tensor random_t = torch::randint(0, vocab, {count, g, g});
-  auto noise = noise_t.accessor<float, 3>();
-  auto random_ids = random_t.accessor<int64_t, 3>();
-  for (int64_t n = 0; n < count; ++n) {
-    const int64_t c = n % 8, s = (n / 8) % 8;
-    set.captions.push_back({std::string("a ") + colours[c] + " " + shapes[s]});
-    for (int64_t y = 0; y < g; ++y)
-      for (int64_t x = 0; x < g; ++x)
-        acc[n][y][x] = noise[n][y][x] < 0.1f ? random_ids[n][y][x] : c * vocab / 8 + (s * 7 + x * y + y) % (vocab / 8);
-  }
-  make_dirs(dir);
-  token_set_write(dir, set);
-  config_save(path_join(dir, kConfigFile), config);
-  Dvae vae(config.vae);
-  SafeTensors weights;
-  module_weights_into(*vae, weights);
-  safetensors_save(path_join(dir, kVaeWeightsFile), weights);
-}
-
-ModelConfig preset(const char* name) {
-  return config_load(std::string(DALLE_SOURCE_DIR) + "/configs/" + name + ".json");
-}
-
-std::vector<nlohmann::json> metrics_of(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path_join(run, "metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-}  // namespace
 
 // The `small` preset's prior (4 layers, d 256) for 60 updates at batch 8 on synthetic tokens:
 // bf16 must end within 2% of fp32's validation loss.
 TEST(Precision, Bf16SmallPriorValidationLossWithin2PercentOfFp32) {
   const std::string dir = test::scratch_dir("bf16_small").string();
-  ModelConfig c = preset("small");
+  ModelConfig c = test::preset("small");
   c.prior_train.batch = 8;
-  write_synthetic_tokens(dir + "/tokens", c, 600);
+  test::write_synthetic_tokens(dir + "/tokens", c, 600);
   double val[2] = {};
   const char* precision[2] = {"fp32", "bf16"};
   for (int p = 0; p < 2; ++p) {
@@ -332,7 +350,7 @@ TEST(Precision, Bf16SmallPriorValidationLossWithin2PercentOfFp32) {
     o.quiet = true;
     o.sample_prompts.clear();
     const PriorTrainResult r = prior_train(c, o);
-    const nlohmann::json last = metrics_of(o.out).back();
+    const nlohmann::json last = test::metrics_of(o.out).back();
     val[p] = c.prior_train.text_loss_weight * last["val_loss_text"].get<double>() +
              (1 - c.prior_train.text_loss_weight) * last["val_loss_img"].get<double>();
     EXPECT_LT(r.last_loss, r.first_loss) << precision[p];
@@ -348,9 +366,9 @@ TEST(Precision, Bf16SmallPriorValidationLossWithin2PercentOfFp32) {
 // draws them.
 TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
   const std::string dir = test::scratch_dir("fp16_resume").string();
-  ModelConfig c = preset("tiny");
+  ModelConfig c = test::preset("tiny");
   c.prior_train.batch = 8;
-  write_synthetic_tokens(dir + "/tokens", c, 200);
+  test::write_synthetic_tokens(dir + "/tokens", c, 200);
   auto train = [&](const std::string& out, int64_t steps, bool resume) {
     PriorTrainOptions o;
     o.data = dir + "/tokens";
@@ -367,7 +385,7 @@ TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
   train(dir + "/straight", 6, false);
   train(dir + "/resumed", 3, false);
   train(dir + "/resumed", 6, true);
-  const auto a = metrics_of(dir + "/straight"), b = metrics_of(dir + "/resumed");
+  const auto a = test::metrics_of(dir + "/straight"), b = test::metrics_of(dir + "/resumed");
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
   const size_t blocks = static_cast<size_t>(2 * c.prior.layers);

@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
 #include "dalle/util/torch_api.h"
 
 #include "dalle/prior/cost.h"
@@ -40,6 +43,50 @@ TEST(Masks, ConvIsACausalNeighbourhood) {
   for (int k = 0; k < 25; ++k) EXPECT_EQ(image_mask_allows(MaskType::conv, s, 12, k), want.count(k) > 0) << k;
 }
 
+// The paper's 11x11 conv mask on its 32x32 grid, written out by hand from the geometry rather
+// than from image_mask_allows: key (r, c) is in the neighbourhood of query (qr, qc) when it is
+// 0..5 rows up and -5..+5 columns over (only columns to the left on the query's own row), where a
+// column past either edge continues on the neighbouring row, as raster order does.
+TEST(Masks, ConvMaskAtFullSizeIsThePapersNeighbourhoodWithWraparound) {
+  const int w = 32, h = 32, k = 11;
+  const MaskShape shape{0, h, w, k};
+  const torch::Tensor dense = dense_attention_mask(MaskType::conv, shape);
+  auto a = dense.accessor<bool, 2>();
+  int64_t total = 0;
+  for (int qr = 0; qr < h; ++qr) {
+    for (int qc = 0; qc < w; ++qc) {
+      std::set<int> want;
+      for (int up = 0; up <= 5; ++up) {
+        for (int dc = -5; dc <= (up == 0 ? 0 : 5); ++dc) {
+          // Row qr - up, column qc + dc, carried into the row before or after when off the edge.
+          int row = qr - up, col = qc + dc;
+          if (col < 0) { col += w; row -= 1; }
+          if (col >= w) { col -= w; row += 1; }
+          if (row >= 0) want.insert(row * w + col);
+        }
+      }
+      const int q = qr * w + qc;
+      for (int key = 0; key < w * h; ++key) ASSERT_EQ(a[q][key], want.count(key) > 0) << "query " << q << " key " << key;
+      total += static_cast<int64_t>(want.size());
+    }
+  }
+  // Spot checks a reader can verify by eye.
+  EXPECT_TRUE(a[0][0]);                    // (0,0) sees only itself
+  EXPECT_EQ(dense[0].sum().item<int64_t>(), 1);
+  EXPECT_TRUE(a[6 * 32][5 * 32 + 31]);     // (6,0) sees (5,31): one to the left wraps to the row above
+  EXPECT_TRUE(a[6 * 32][1 * 32 + 5]);      // (6,0) sees (1,5): five rows up, five right
+  EXPECT_TRUE(a[6 * 32][0 * 32 + 31]);     // (6,0) sees (0,31): five up and one left, carried into row 0
+  EXPECT_FALSE(a[6 * 32][0 * 32 + 25]);    // but not (0,25), seven columns over
+  EXPECT_TRUE(a[10 * 32 + 30][10 * 32 + 3]);  // (10,30) sees (10,3): (9,35) carried onto row 10
+  EXPECT_FALSE(a[10 * 32 + 30][10 * 32 + 31]);  // the future on its own row stays hidden
+  EXPECT_FALSE(a[10 * 32 + 30][11 * 32 + 0]);   // and so does the next row
+  EXPECT_FALSE(a[20 * 32 + 16][14 * 32 + 16]);  // six rows straight up is outside
+  EXPECT_TRUE(a[20 * 32 + 16][15 * 32 + 21]);   // (15,21): five up, five right
+  // An interior query sees 5 * 11 + 6 = 61 positions.
+  EXPECT_EQ(dense[20 * 32 + 16].sum().item<int64_t>(), 61);
+  EXPECT_EQ(dense.sum().item<int64_t>(), total);
+}
+
 TEST(Masks, DenseMaskTextIsCausalAndImageSeesAllText) {
   const MaskShape s{3, 2, 2, 3};
   torch::Tensor m = dense_attention_mask(MaskType::row, s);
@@ -66,6 +113,42 @@ TEST(Prior, OutputShapesAndCausality) {
   PriorLogits out2 = prior->forward(text, image2);
   EXPECT_TRUE(torch::allclose(out.image.narrow(1, 0, 8), out2.image.narrow(1, 0, 8), 1e-5, 1e-5));
   EXPECT_FALSE(torch::allclose(out.image.narrow(1, 8, 4), out2.image.narrow(1, 8, 4), 1e-5, 1e-5));
+}
+
+// SPEC §3: logits are 32-bit. Under bf16 autocast the heads must be an fp32 product of the final
+// activations, not a bf16 one cast afterwards (which differs from it by ~1e-2 here).
+TEST(Prior, LogitsAreFp32ProductsUnderBf16Autocast) {
+  torch::manual_seed(4);
+  Prior prior(test::toy_prior(3), 3, 4, 10);
+  prior->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
+  const torch::Tensor image = torch::randint(0, 10, {2, 12}, torch::kLong);
+  torch::Tensor h, bf16_head;
+  PriorLogits logits;
+  {
+    CpuAutocastGuard autocast(true);
+    h = prior->hidden(text, image);
+    logits = prior->forward(text, image);
+    bf16_head = prior->image_head(h.narrow(1, 6, 12)).to(torch::kFloat32);
+  }
+  ASSERT_EQ(logits.image.scalar_type(), torch::kFloat32);
+  const torch::Tensor hf = h.to(torch::kFloat32);
+  const torch::Tensor want_image = torch::nn::functional::linear(hf.narrow(1, 6, 12), prior->image_head->weight, prior->image_head->bias);
+  const torch::Tensor want_text = torch::nn::functional::linear(hf.narrow(1, 0, 5), prior->text_head->weight, prior->text_head->bias);
+  EXPECT_LT((logits.image - want_image).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((logits.text - want_text).abs().max().item<double>(), 1e-5);
+  // The check can tell the two apart: a bf16 head is visibly further off.
+  EXPECT_GT((bf16_head - want_image).abs().max().item<double>(), 1e-4);
+  // The cached decoding path's logits are fp32 products too.
+  KvCache cache = prior->make_cache(2);
+  torch::Tensor first;
+  {
+    CpuAutocastGuard autocast(true);
+    first = prior->prefill(text, cache);
+  }
+  EXPECT_LT((first - want_image.select(1, 0)).abs().max().item<double>(), 2e-2);  // bf16 blocks, same head
+  EXPECT_EQ(first.scalar_type(), torch::kFloat32);
 }
 
 TEST(Prior, CachedDecodingEqualsFullRecomputeAtEveryStep) {
@@ -119,6 +202,23 @@ TEST(Sampler, TopKOneIsArgmaxAndTopPKeepsTheNucleus) {
   SamplerSettings k;
   k.top_k = 2;
   for (int i = 0; i < 50; ++i) EXPECT_NE(sample_logits(logits, k, gen)[0].item<int64_t>(), 0);
+}
+
+TEST(Sampler, TopPZeroIsArgmaxAndTheTokenThatCrossesPStays) {
+  torch::Generator gen = step_generator(3, 0, 0);
+  // Probabilities 0.5, 0.3, 0.2 (in a shuffled order, so the sort is exercised).
+  const torch::Tensor logits = torch::tensor({{std::log(0.2f), std::log(0.5f), std::log(0.3f)}});
+  SamplerSettings zero;
+  zero.top_p = 0.0;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_logits(logits, zero, gen)[0].item<int64_t>(), 1);
+  const torch::Tensor many = torch::randn({64, 50}, torch::kFloat32);
+  EXPECT_TRUE(torch::equal(sample_logits(many, zero, gen), many.argmax(-1)));
+  // p = 0.6: 0.5 is not enough, so the 0.3 token that crosses p is kept; the 0.2 token never is.
+  SamplerSettings nucleus;
+  nucleus.top_p = 0.6;
+  std::set<int64_t> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(sample_logits(logits, nucleus, gen)[0].item<int64_t>());
+  EXPECT_EQ(seen, (std::set<int64_t>{1, 2}));
 }
 
 TEST(Sampler, SameSeedSameTokens) {

@@ -10,6 +10,8 @@
 #include "dalle/rerank/rerank_trainer.h"
 #include "dalle/rerank/reranker.h"
 #include "dalle/rerank/retrieval.h"
+#include "dalle/text/tokenizer.h"
+#include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "test_util.h"
 
@@ -51,8 +53,10 @@ TEST(Rerank, WeightsFileCarriesItsConfigAndVocabulary) {
   torch::manual_seed(1);
   Reranker model(c, 50);
   const std::string path = (test::scratch_dir("rerank_io") / "rerank.safetensors").string();
-  reranker_save(path, model, 3);
-  Reranker loaded = reranker_load(path);
+  reranker_save(path, model, 3, "0123");
+  std::string fingerprint;
+  Reranker loaded = reranker_load(path, &fingerprint);
+  EXPECT_EQ(fingerprint, "0123");
   EXPECT_EQ(loaded->text_vocab(), 50);
   EXPECT_EQ(loaded->config().embed_dim, 12);
   torch::NoGradGuard g;
@@ -65,6 +69,49 @@ TEST(Rerank, WeightsFileCarriesItsConfigAndVocabulary) {
   EXPECT_NEAR(e.norm(2, 1)[0].item<double>(), 1.0, 1e-5);
   // The empty caption (all padding) still embeds to a finite vector.
   EXPECT_TRUE(loaded->embed_text(torch::full({1, 7}, 50, torch::kLong)).isfinite().all().item<bool>());
+}
+
+// Two tokenizers of the same size give different ids for the same caption: a reranker records
+// the fingerprint of its own and refuses the other, instead of reading wrong ids silently.
+TEST(Rerank, ATokenizerOfTheSameSizeButOtherMergesIsRefused) {
+  TokenizerTrainOptions options;
+  options.vocab_size = 262;  // 256 bytes, 5 merges, <|endoftext|>: both corpora have that many
+  const Tokenizer a = Tokenizer::train({"a red circle", "a blue square", "a red square above a blue circle"}, options);
+  const Tokenizer b = Tokenizer::train({"the green star", "the yellow heart", "a green heart left of a star"}, options);
+  ASSERT_EQ(a.vocab_size(), b.vocab_size());
+  EXPECT_NE(a.fingerprint(), b.fingerprint());
+  EXPECT_EQ(a.fingerprint().size(), 32u);
+  // The fingerprint follows the contents, not the object: saved and loaded again, it is the same.
+  const std::string tok_path = (test::scratch_dir("rerank_fp") / "tokenizer.json").string();
+  a.save(tok_path);
+  EXPECT_EQ(Tokenizer::load(tok_path).fingerprint(), a.fingerprint());
+
+  RerankConfig c;
+  c.text_len = 7;
+  c.text_layers = 1;
+  c.text_width = 16;
+  c.text_heads = 2;
+  c.image_size = 16;
+  c.image_width = 8;
+  c.embed_dim = 12;
+  Reranker model(c, a.vocab_size());
+  const std::string path = (test::scratch_dir("rerank_fp_model") / "rerank.safetensors").string();
+  reranker_save(path, model, 1, a.fingerprint());
+  std::string recorded;
+  Reranker loaded = reranker_load(path, &recorded);
+  EXPECT_NO_THROW(reranker_check_tokenizer(loaded, recorded, a, path));
+  try {
+    reranker_check_tokenizer(loaded, recorded, b, path);
+    FAIL() << "a different tokenizer of the same size was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another tokenizer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  // A reranker saved before fingerprints existed is matched by size, as then.
+  EXPECT_NO_THROW(reranker_check_tokenizer(loaded, "", b, path));
+  TokenizerTrainOptions bigger = options;
+  bigger.vocab_size = 258;
+  EXPECT_THROW(reranker_check_tokenizer(loaded, "", Tokenizer::train({"a red circle"}, bigger), path), Error);
 }
 
 TEST(Rerank, TinyRerankerTrainedOnShapesBeatsChance) {

@@ -125,6 +125,49 @@ TEST(VaeTrain, ResumedRunEqualsUninterruptedRun) {
   EXPECT_THROW(vae_train(tiny(), o), Error);
 }
 
+// A non-finite loss skips the dVAE's update; `vae_train.nonfinite_loss_limit` in a row stop the
+// run with a clear error and a checkpoint that --resume continues.
+TEST(VaeTrain, NonFiniteLossesAreSkippedAndARunOfThemStopsResumably) {
+  const std::string dir = fresh_dir("vae_nonfinite");
+  ShapesOptions so;
+  so.count = 48;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  c.vae_train.nonfinite_loss_limit = 2;
+  VaeTrainOptions o;
+  o.data = dir + "/shapes";
+  o.out = dir + "/run";
+  o.quiet = true;
+  o.sample_every = o.save_every = 1000;
+  o.steps = 8;
+  o.nonfinite_loss_at = [](int64_t step) { return step == 1 || step == 3 || step == 4; };
+  try {
+    vae_train(c, o);
+    FAIL() << "expected the run to stop";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not finite for 2 updates in a row (steps 4-5"), std::string::npos) << e.what();
+  }
+  auto metrics = [&] {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(dir + "/run/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+    return out;
+  };
+  const std::vector<nlohmann::json> m = metrics();
+  ASSERT_EQ(m.size(), 5u);
+  EXPECT_TRUE(m[1].value("skipped", false));  // the lone bad step was skipped, and the run went on
+  EXPECT_FALSE(m[2].value("skipped", false));  // fp32 lines say "skipped" only when they were
+  o.resume = true;
+  o.nonfinite_loss_at = nullptr;
+  const VaeTrainResult r = vae_train(ModelConfig{}, o);
+  EXPECT_EQ(r.steps, 8);
+  EXPECT_TRUE(std::isfinite(r.val_psnr));
+  EXPECT_EQ(metrics().size(), 8u);
+}
+
 TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {
   const std::string dir = fresh_dir("vae_fp16");
   vae_straight_and_resumed(dir, "fp16", /*checkpoint=*/true);

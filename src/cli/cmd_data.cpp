@@ -125,6 +125,7 @@ void register_data(CLI::App& app, Action& action) {
   shapes->add_option("--captions", f.captions, "Captions per image (lines of the .txt)")
       ->capture_default_str()->check(CLI::Range(1, 16));
   add_threads_option(shapes, f.threads);
+  add_progress_options(shapes);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });
 
   static PrepareFlags p;
@@ -162,6 +163,7 @@ void register_data(CLI::App& app, Action& action) {
   prepare->add_flag("--no-dedup", p.no_dedup, "Keep exact duplicate images");
   prepare->add_option("--limit", p.o.limit, "Stop after this many input samples");
   add_threads_option(prepare, p.o.threads);
+  add_progress_options(prepare);
   prepare->callback([&action] { action = [] { return run_prepare(p); }; });
   static EmojiFlags e;
   CLI::App* emoji = data->add_subcommand(
@@ -173,6 +175,7 @@ void register_data(CLI::App& app, Action& action) {
   emoji->add_flag("--offline", e.offline, "Never run npm; use the .tgz files already in the cache");
   emoji->add_flag("--no-skins", e.no_skins, "Leave out skin-tone variants");
   add_threads_option(emoji, e.o.threads);
+  add_progress_options(emoji);
   emoji->callback([&action] { action = [] { return run_emoji(e); }; });
 }
 

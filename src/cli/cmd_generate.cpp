@@ -155,6 +155,7 @@ void register_generate(CLI::App& app, Action& action) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", f.json, "Print each kept image's path, rank and rerank score as JSON on stdout");
   add_threads_option(cmd, f.threads);
+  add_progress_options(cmd);
   cmd->callback([&action, cmd] {
     f.keep_given = cmd->count("--keep") > 0;
     action = [] { return run_generate(f); };

@@ -7,6 +7,8 @@
 #include "dalle/bundle/bundle.h"
 #include "dalle/prior/cost.h"
 #include "dalle/prior/masks.h"
+#include "dalle/rerank/reranker.h"
+#include "dalle/text/tokenizer.h"
 #include "dalle/util/fs.h"
 
 namespace dalle::cli {
@@ -52,6 +54,20 @@ int run_info(const InfoFlags& f) {
       {"memory_optimizer_bytes", cost.optimizer_bytes},
       {"memory_activations_bytes", cost.activation_bytes},
   };
+  if (!f.model.empty()) {
+    // What decides whether the bundle's reranker reads its caption ids right.
+    out["tokenizer_fingerprint"] = Tokenizer::load(path_join(f.model, c.tokenizer_file)).fingerprint();
+    const std::string rerank = path_join(f.model, kRerankWeightsFile);
+    if (path_exists(rerank)) {
+      std::string recorded;
+      reranker_load(rerank, &recorded);
+      out["reranker_tokenizer_fingerprint"] = recorded.empty() ? nlohmann::json(nullptr) : nlohmann::json(recorded);
+    }
+  }
+  const std::string warning = conv_mask_warning({c.prior.text_len, grid, grid, c.prior.conv_kernel});
+  out["conv_mask_coverage"] = conv_mask_coverage({c.prior.text_len, grid, grid, c.prior.conv_kernel});
+  out["warnings"] = warning.empty() ? nlohmann::json::array() : nlohmann::json::array({warning});
+  if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }

@@ -15,6 +15,7 @@ struct RerankFlags {
 
 int run_rerank_train(RerankFlags& f) {
   apply_threads(f.options.threads);
+  f.options.quiet = quiet();
   f.options.seed = static_cast<uint64_t>(f.seed);
   ModelConfig config;
   if (!f.options.resume) config = config_load(resolve_config_path(f.config));
@@ -47,6 +48,7 @@ void register_rerank(CLI::App& app, Action& action) {
   cmd->add_option("--save-every", o.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-images", o.max_images, "Use at most this many pairs (default: all)");
   add_threads_option(cmd, o.threads);
+  add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_rerank_train(f); }; });
 }
 

@@ -173,6 +173,7 @@ void register_tokenizer(CLI::App& app, Action& action) {
   train->add_flag("--no-nfc", f.no_nfc, "Do not apply Unicode NFC before lowercasing");
   train->add_option("-o,--output", f.output, "Tokenizer JSON to write")->required();
   add_threads_option(train, f.threads);
+  add_progress_options(train);
   train->callback([&action] { action = [] { return run_train(f); }; });
 
   CLI::App* encode = cmd->add_subcommand(

@@ -16,6 +16,7 @@ struct TrainFlags {
 
 int run_train(TrainFlags& f) {
   apply_threads(f.options.threads);
+  f.options.quiet = quiet();
   f.options.seed = static_cast<uint64_t>(f.seed);
   if (f.no_samples) f.options.sample_prompts.clear();
   ModelConfig config;
@@ -51,6 +52,7 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "Recompute each resblock in backward instead of keeping its activations (less memory, ~1/3 more compute)");
   add_threads_option(cmd, o.threads);
+  add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_train(f); }; });
 }
 

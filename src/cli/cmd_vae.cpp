@@ -45,6 +45,7 @@ struct VaeFlags {
 int run_train(const VaeFlags& f) {
   apply_threads(f.threads);
   VaeTrainOptions o;
+  o.quiet = quiet();
   o.data = f.data;
   o.out = f.out;
   o.steps = f.steps;
@@ -147,6 +148,7 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,
                   "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
   add_threads_option(train, f.threads);
+  add_progress_options(train);
   train->callback([&action] { action = [] { return run_train(f); }; });
 
   CLI::App* encode = cmd->add_subcommand("encode", "Encode images to argmax tokens for the prior");
@@ -156,6 +158,7 @@ void register_vae(CLI::App& app, Action& action) {
   encode->add_option("-b,--batch", f.batch, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   encode->add_option("--max-images", f.max_images, "Encode at most N images (default: all)");
   add_threads_option(encode, f.threads);
+  add_progress_options(encode);
   encode->callback([&action] { action = [] { return run_encode(f); }; });
 
   CLI::App* recon = cmd->add_subcommand("reconstruct", "Measure PSNR and codebook use on images; write a grid of originals over reconstructions");
@@ -166,6 +169,7 @@ void register_vae(CLI::App& app, Action& action) {
       ->check(CLI::PositiveNumber);
   recon->add_option("--show", f.show, "Images in the grid")->capture_default_str()->check(CLI::Range(1, 64));
   add_threads_option(recon, f.threads);
+  add_progress_options(recon);
   recon->callback([&action] { action = [] { return run_reconstruct(f); }; });
 }
 

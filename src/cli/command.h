@@ -23,6 +23,12 @@ void register_rerank(CLI::App& app, Action& action);
 void add_threads_option(CLI::App* app, int& threads);
 void apply_threads(int threads);
 
+// --quiet and --log-every on a long-running subcommand; main() applies them after parsing
+// (util/progress.h). Trainers read quiet() for their status lines.
+void add_progress_options(CLI::App* app);
+void apply_progress_options();
+bool quiet();
+
 // The shipped model: $DALLE_MODEL, else models/default next to the build tree or the cwd.
 std::string default_model_path();
 // The preset given by --config (a path, or the name of a file in configs/).

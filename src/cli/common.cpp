@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "dalle/util/error.h"
+#include "dalle/util/progress.h"
 #include "dalle/util/threads.h"
 #include "source_dir.h"
 
@@ -18,6 +19,28 @@ void add_threads_option(CLI::App* app, int& threads) {
 }
 
 void apply_threads(int threads) { set_thread_count(threads); }
+
+namespace {
+
+ProgressSettings& progress_flags() {
+  static ProgressSettings flags;
+  return flags;
+}
+
+}  // namespace
+
+void add_progress_options(CLI::App* app) {
+  ProgressSettings& f = progress_flags();
+  app->add_flag("-q,--quiet", f.quiet, "No progress bars or status lines (errors and warnings still show)");
+  app->add_option("--log-every", f.log_every_seconds,
+                  "When stderr is not a terminal (a log file), write a plain progress line at most every N "
+                  "seconds, plus each phase's last line (0: last lines only)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
+void apply_progress_options() { progress_configure(progress_flags()); }
+
+bool quiet() { return progress_flags().quiet; }
 
 namespace {
 

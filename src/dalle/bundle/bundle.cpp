@@ -50,10 +50,9 @@ Bundle bundle_load(const std::string& dir) {
   b.prior->eval();
   const std::string rerank = path_join(dir, kRerankWeightsFile);
   if (path_exists(rerank)) {
-    b.reranker = reranker_load(rerank);
-    if (b.reranker->text_vocab() != b.tokenizer.vocab_size())
-      throw file_error(rerank, "reranker was trained for a tokenizer of " + std::to_string(b.reranker->text_vocab()) +
-                                   " ids; this bundle's has " + std::to_string(b.tokenizer.vocab_size()));
+    std::string fingerprint;
+    b.reranker = reranker_load(rerank, &fingerprint);
+    reranker_check_tokenizer(b.reranker, fingerprint, b.tokenizer, rerank);
   }
   return b;
 }

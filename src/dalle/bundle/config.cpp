@@ -53,7 +53,8 @@ const std::vector<Field<VaeTrainConfig>>& vae_train_fields() {
       DALLE_FIELD(VaeTrainConfig, tau_end),   DALLE_FIELD(VaeTrainConfig, tau_steps),
       DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay),
       DALLE_FIELD(VaeTrainConfig, decoder_finetune_steps),
-      DALLE_FIELD(VaeTrainConfig, decoder_finetune_loss)};
+      DALLE_FIELD(VaeTrainConfig, decoder_finetune_loss),
+      DALLE_FIELD(VaeTrainConfig, nonfinite_loss_limit)};
   return f;
 }
 
@@ -67,7 +68,8 @@ const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
       DALLE_FIELD(PriorTrainConfig, text_loss_weight),
       DALLE_FIELD(PriorTrainConfig, plateau_window),
       DALLE_FIELD(PriorTrainConfig, max_halvings), DALLE_FIELD(PriorTrainConfig, val_fraction),
-      DALLE_FIELD(PriorTrainConfig, caption_drop), DALLE_FIELD(PriorTrainConfig, bpe_dropout)};
+      DALLE_FIELD(PriorTrainConfig, caption_drop), DALLE_FIELD(PriorTrainConfig, bpe_dropout),
+      DALLE_FIELD(PriorTrainConfig, ema_every),    DALLE_FIELD(PriorTrainConfig, nonfinite_loss_limit)};
   return f;
 }
 
@@ -207,6 +209,9 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(r.image_width >= 1 && r.embed_dim >= 1 && r.batch >= 2, "rerank sizes must be >= 1 (batch >= 2)");
   need(r.val_pairs >= 0, "rerank.val_pairs must be >= 0");
   need(c.prior_train.bpe_dropout >= 0 && c.prior_train.bpe_dropout < 1, "prior_train.bpe_dropout must be in [0, 1)");
+  need(c.prior_train.ema_every >= 1, "prior_train.ema_every must be >= 1");
+  need(c.prior_train.nonfinite_loss_limit >= 1 && c.vae_train.nonfinite_loss_limit >= 1,
+       "prior_train.nonfinite_loss_limit and vae_train.nonfinite_loss_limit must be >= 1");
 }
 
 }  // namespace dalle

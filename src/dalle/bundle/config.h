@@ -62,6 +62,9 @@ struct VaeTrainConfig {
   // the squared error of the decoded image for mu with the likelihood only for ln b
   // (vae/loss.h, reconstruction_loss).
   std::string decoder_finetune_loss = "nll";
+  // A non-finite loss skips its update (SPEC §3); this many in a row end the run with a
+  // checkpoint that --resume continues.
+  int nonfinite_loss_limit = 10;
 };
 
 // Prior optimisation (SPEC §3).
@@ -76,12 +79,15 @@ struct PriorTrainConfig {
   double weight_decay = 4.5e-2;
   double grad_clip = 4.0;
   double ema_decay = 0.99;
+  // Updates between EMA updates; each applies ema_decay once (paper: 25 at decay 0.99). 1 = every update.
+  int ema_every = 1;
   double text_loss_weight = 1.0 / 8;  // image gets 1 - this
   int64_t plateau_window = 1000;      // steps per loss average when checking for a plateau
   int max_halvings = 5;
   double val_fraction = 0.02;
   double caption_drop = 0.0;  // (ours) replace a caption by all pads with this probability (guidance)
   double bpe_dropout = 0.1;   // skip each applicable BPE merge with this probability when training
+  int nonfinite_loss_limit = 10;  // as VaeTrainConfig's
 };
 
 // The contrastive reranker (SPEC §5): a small text transformer over the bundle's BPE ids and a

@@ -3,7 +3,8 @@
 #include <cstdio>  // cld2's header uses FILE without including it
 #include <cld2/public/compact_lang_det.h>
 
-#include <regex>
+#include <re2/re2.h>
+
 #include <unordered_set>
 
 namespace dalle {
@@ -116,15 +117,23 @@ CaptionLanguage caption_language(std::string_view text, std::string* code) {
 
 namespace {
 
-// Spans that count as one boilerplate word each. ECMAScript syntax; input is lowercased ASCII
-// (other bytes pass through untouched and never match).
-const std::regex& boilerplate_spans() {
+// Spans that count as one boilerplate word each. RE2 (linear time in the caption's length, so no
+// input can make it slow) over bytes (Latin-1 mode): input is lowercased ASCII, other bytes pass
+// through untouched and never match.
+RE2::Options latin1_options() {
+  RE2::Options o;
+  o.set_encoding(RE2::Options::EncodingLatin1);
+  o.set_log_errors(false);
+  return o;
+}
+
+const RE2& boilerplate_spans() {
   static const std::string month =
       "(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
       "sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\\.?";
   static const std::string day = "\\d{1,2}(?:st|nd|rd|th)?";
   static const std::string image_ext = "(?:jpe?g|png|gif|tiff?|bmp|heic|webp|raw|cr2|nef|arw|dng)";
-  static const std::regex re(
+  static const RE2 re(
       "(?:https?://|ftp://|www\\.)\\S+"                                  // URLs
       "|\\S+\\.(?:com|org|net|edu|gov|io|info|co\\.uk)(?:/\\S*)?"        // bare domains
       "|\\S+\\." + image_ext + "\\b"                                     // any image file name
@@ -137,7 +146,7 @@ const std::regex& boilerplate_spans() {
       "|\\b" + month + ",?\\s+\\d{4}\\b"                                 // mar 2021
       "|\\b\\d{1,2}:\\d{2}(?::\\d{2})?(?:\\s*[ap]\\.?m\\.?)?"            // 12:30 pm
       "|\\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\\b",
-      std::regex::ECMAScript | std::regex::optimize);
+      latin1_options());
   return re;
 }
 
@@ -161,28 +170,19 @@ const std::unordered_set<std::string>& function_words() {
 }  // namespace
 
 double caption_boilerplate_fraction(std::string_view text) {
-  // libstdc++'s regex tries every start position and its `\S+` runs to the end of the word, so
-  // its cost grows with the square of the longest word (the fuzzer found a 7 KB word taking
-  // seconds). Words are therefore capped before the regex sees them: a long word is a URL or one
-  // content word, decided without the regex; whitespace runs become one space.
-  std::string lower;
-  lower.reserve(std::min<size_t>(text.size(), 4096) + 8);
-  for (size_t i = 0; i < text.size() && lower.size() < 4096;) {
+  // Lowercased words, one space apart.
+  std::string marked;
+  marked.reserve(text.size() + 1);
+  for (size_t i = 0; i < text.size();) {
     while (i < text.size() && is_space_or_control(static_cast<unsigned char>(text[i]))) ++i;
     size_t j = i;
     while (j < text.size() && !is_space_or_control(static_cast<unsigned char>(text[j]))) ++j;
     if (j == i) break;
-    std::string word(text.substr(i, j - i));
-    for (auto& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (word.size() > 64) {
-      const bool url = word.rfind("http://", 0) == 0 || word.rfind("https://", 0) == 0 || word.rfind("www.", 0) == 0;
-      word = url ? "\x01" : "x";
-    }
-    lower += word;
-    lower += ' ';
+    for (size_t k = i; k < j; ++k) marked += static_cast<char>(std::tolower(static_cast<unsigned char>(text[k])));
+    marked += ' ';
     i = j;
   }
-  const std::string marked = std::regex_replace(lower, boilerplate_spans(), " \x01 ");
+  RE2::GlobalReplace(&marked, boilerplate_spans(), " \x01 ");
   int boiler = 0, content = 0;
   size_t i = 0;
   while (i < marked.size()) {

@@ -1,6 +1,7 @@
 #include "dalle/data/filters.h"
 
 #include <stb/stb_image.h>
+#include <xxhash.h>
 
 #include <cstring>
 
@@ -10,14 +11,6 @@
 namespace dalle {
 
 namespace {
-
-uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 uint32_t u32be(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
@@ -38,22 +31,8 @@ std::vector<std::string> caption_lines(const std::string& text) {
 }  // namespace
 
 ContentHash content_hash(const uint8_t* data, size_t size) {
-  ContentHash h;
-  uint64_t fnv = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < size; ++i) fnv = (fnv ^ data[i]) * 0x100000001b3ull;
-  uint64_t w = 0x9e3779b97f4a7c15ull ^ size;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t v;
-    std::memcpy(&v, data + i, 8);
-    w = rotl64(w ^ mix64(v), 31) * 0x9e3779b97f4a7c15ull;
-  }
-  uint64_t tail = 0;
-  for (size_t k = 0; i + k < size; ++k) tail |= uint64_t(data[i + k]) << (8 * k);
-  w = mix64(w ^ mix64(tail ^ 0x5bd1e995ull));
-  h.a = mix64(fnv ^ size);
-  h.b = w;
-  return h;
+  const XXH128_hash_t h = XXH3_128bits(data, size);
+  return {h.low64, h.high64};
 }
 
 std::string image_format_of(const uint8_t* d, size_t n) {

@@ -63,9 +63,9 @@ struct ContentHash {
   bool operator==(const ContentHash& o) const { return a == o.a && b == o.b; }
 };
 struct ContentHashHasher {
-  size_t operator()(const ContentHash& h) const { return static_cast<size_t>(h.a ^ (h.b * 0x9e3779b97f4a7c15ull)); }
+  size_t operator()(const ContentHash& h) const { return static_cast<size_t>(h.a); }  // already uniform
 };
-// 128 bits from two independent 64-bit hashes of the bytes: exact duplicates, not near ones.
+// XXH3-128 of the bytes (a = low, b = high 64 bits): exact duplicates, not near ones.
 ContentHash content_hash(const uint8_t* data, size_t size);
 
 struct FilterResult {

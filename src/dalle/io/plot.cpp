@@ -42,7 +42,7 @@ void run_gnuplot(const std::string& script, const std::string& data_path, const 
   write_file_atomic(script_path, script);
   const std::string cmd = "gnuplot " + quote(script_path) + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) throw Error("cannot run gnuplot (install gnuplot-nox)");
+  if (!pipe) throw Error("cannot run gnuplot: install gnuplot-nox (scripts/install-deps.sh --plot)");
   std::string output;
   char buf[512];
   size_t n;
@@ -52,7 +52,7 @@ void run_gnuplot(const std::string& script, const std::string& data_path, const 
   std::remove(data_path.c_str());
   if (status != 0) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-      throw Error("gnuplot not found: install gnuplot-nox (scripts/install-deps.sh does)");
+      throw Error("gnuplot not found: install gnuplot-nox (scripts/install-deps.sh --plot)");
     throw file_error(png_path, "gnuplot failed: " + output.substr(0, output.find('\n')));
   }
 }

@@ -2,6 +2,8 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <cstdio>
+
 namespace dalle {
 
 std::string mask_type_name(MaskType type) {
@@ -48,6 +50,27 @@ bool image_mask_allows(MaskType type, const MaskShape& shape, int query, int key
     }
   }
   return false;
+}
+
+double conv_mask_coverage(const MaskShape& shape) {
+  const int n = shape.grid_h * shape.grid_w;
+  int64_t allowed = 0, causal = 0;
+  for (int q = 0; q < n; ++q) {
+    causal += q + 1;
+    for (int k = 0; k <= q; ++k) allowed += image_mask_allows(MaskType::conv, shape, q, k);
+  }
+  return static_cast<double>(allowed) / static_cast<double>(causal);
+}
+
+std::string conv_mask_warning(const MaskShape& shape) {
+  if (shape.conv_kernel < shape.grid_w) return "";
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "prior.conv_kernel %d spans the whole %d-wide image grid: the last layer's conv mask allows %.0f%% "
+                "of the causal image pairs, close to dense attention (the paper uses 11 on 32x32, about a third of "
+                "the width)",
+                shape.conv_kernel, shape.grid_w, 100 * conv_mask_coverage(shape));
+  return line;
 }
 
 torch::Tensor dense_attention_mask(MaskType type, const MaskShape& shape) {

@@ -27,6 +27,13 @@ struct MaskShape {
 // Whether image slot `query` may attend image slot `key` (raster indices).
 bool image_mask_allows(MaskType type, const MaskShape& shape, int query, int key);
 
+// The share of causal image pairs (key <= query) that the conv mask allows: about 0.06 for the
+// paper's 11 on 32x32, near 1 when the kernel is as wide as the grid (nearly dense attention).
+double conv_mask_coverage(const MaskShape& shape);
+// A one-line warning when the conv kernel spans the whole grid width, so the last layer's
+// "local" mask is a long causal window; empty when the mask is local.
+std::string conv_mask_warning(const MaskShape& shape);
+
 // The dense [L, L] boolean mask (true = may attend), L = text_len + grid_h * grid_w.
 // This is the obviously-correct reference every faster path is tested against.
 torch::Tensor dense_attention_mask(MaskType type, const MaskShape& shape);

@@ -153,18 +153,33 @@ torch::Tensor PriorImpl::run_blocks(torch::Tensor x) {
   return ln_f(x);
 }
 
-PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& image) {
+torch::Tensor PriorImpl::hidden(const torch::Tensor& text, const torch::Tensor& image) {
   const int64_t b = text.size(0), t = text.size(1), n = image.size(1);
   TORCH_CHECK(t == config_.text_len, "prior: text length ", t, " != ", config_.text_len);
   TORCH_CHECK(n == image_tokens(), "prior: image length ", n, " != ", image_tokens());
   torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
   torch::Tensor slots = torch::cat({soi, image.narrow(1, 0, n - 1)}, 1);
-  torch::Tensor x = torch::cat({embed_text(text), embed_slots(slots, 0)}, 1);
-  torch::Tensor h = run_blocks(x);
+  return run_blocks(torch::cat({embed_text(text), embed_slots(slots, 0)}, 1));
+}
+
+PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& image) {
+  const torch::Tensor h = hidden(text, image);
+  const int64_t t = text.size(1), n = image.size(1);
   PriorLogits out;
-  out.text = text_head(h.narrow(1, 0, t - 1)).to(torch::kFloat32);
-  out.image = image_head(h.narrow(1, t, n)).to(torch::kFloat32);
+  out.text = text_logits(h.narrow(1, 0, t - 1));
+  out.image = image_logits(h.narrow(1, t, n));
   return out;
+}
+
+// The heads run outside any autocast region on fp32 activations: logits stay 32-bit (SPEC §3).
+torch::Tensor PriorImpl::text_logits(const torch::Tensor& h) {
+  CpuAutocastOff fp32;
+  return text_head(h.to(torch::kFloat32));
+}
+
+torch::Tensor PriorImpl::image_logits(const torch::Tensor& h) {
+  CpuAutocastOff fp32;
+  return image_head(h.to(torch::kFloat32));
 }
 
 std::vector<std::vector<torch::Tensor>> PriorImpl::resblock_parameters() const {
@@ -197,7 +212,7 @@ torch::Tensor PriorImpl::prefill(const torch::Tensor& text, KvCache& cache, cons
     x = x + mlp[i]->forward(x);
   }
   cache.length = x.size(1);
-  return image_head(ln_f(x.select(1, x.size(1) - 1))).to(torch::kFloat32);
+  return image_logits(ln_f(x.select(1, x.size(1) - 1)));
 }
 
 torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache& cache) {
@@ -214,7 +229,7 @@ torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache
     x = x + mlp[i]->forward(x);
   }
   cache.length += 1;
-  return image_head(ln_f(x.select(1, 0))).to(torch::kFloat32);
+  return image_logits(ln_f(x.select(1, 0)));
 }
 
 int64_t prior_param_count(const PriorConfig& c, int grid_h, int grid_w, int image_vocab) {

@@ -65,6 +65,11 @@ class PriorImpl : public torch::nn::Module {
 
   // text [B, T] int64 (ids with per-position pad ids), image [B, N] int64.
   PriorLogits forward(const torch::Tensor& text, const torch::Tensor& image);
+  // The final LayerNorm's output [B, T + N, d] that `forward` applies the heads to.
+  torch::Tensor hidden(const torch::Tensor& text, const torch::Tensor& image);
+  // The heads on final activations: fp32 logits even inside an autocast region.
+  torch::Tensor text_logits(const torch::Tensor& h);
+  torch::Tensor image_logits(const torch::Tensor& h);
   // The dense masked computation over all (text + N)^2 pairs: the reference the sparse path is
   // tested and benchmarked against. Off by default.
   void use_dense_attention(bool dense) { dense_attention_ = dense; }

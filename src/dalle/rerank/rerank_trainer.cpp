@@ -124,7 +124,7 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   auto save_all = [&](int64_t step) {
     checkpoint_save(ckpt_path, *model, optimizer, ema, {{"step", step}, {"seed", opt.seed}});
     ema.copy_to(*shipped);
-    reranker_save(path_join(opt.out, kRerankWeightsFile), shipped, step);
+    reranker_save(path_join(opt.out, kRerankWeightsFile), shipped, step, tokenizer.fingerprint());
   };
 
   RerankTrainResult result;

@@ -43,18 +43,20 @@ torch::Tensor rerank_encode_captions(const Tokenizer& tokenizer, const std::vect
   return ids;
 }
 
-void reranker_save(const std::string& path, const Reranker& model, int64_t step) {
+void reranker_save(const std::string& path, const Reranker& model, int64_t step,
+                   const std::string& tokenizer_fingerprint) {
   SafeTensors st;
   module_weights_into(*model, st);
   ModelConfig holder;
   holder.rerank = model->config();
   st.metadata["rerank_config"] = config_to_json(holder)["rerank"].dump();
   st.metadata["text_vocab"] = std::to_string(model->text_vocab());
+  st.metadata["tokenizer_fingerprint"] = tokenizer_fingerprint;
   st.metadata["step"] = std::to_string(step);
   safetensors_save(path, st);
 }
 
-Reranker reranker_load(const std::string& path) {
+Reranker reranker_load(const std::string& path, std::string* tokenizer_fingerprint) {
   const SafeTensors st = safetensors_load(path);
   auto config = st.metadata.find("rerank_config");
   auto vocab = st.metadata.find("text_vocab");
@@ -69,7 +71,23 @@ Reranker reranker_load(const std::string& path) {
   Reranker model(holder.rerank, std::stoi(vocab->second));
   module_load_weights(*model, st, path);
   model->eval();
+  if (tokenizer_fingerprint) {
+    auto fp = st.metadata.find("tokenizer_fingerprint");
+    *tokenizer_fingerprint = fp == st.metadata.end() ? "" : fp->second;
+  }
   return model;
+}
+
+void reranker_check_tokenizer(const Reranker& model, const std::string& recorded_fingerprint,
+                              const Tokenizer& tokenizer, const std::string& path) {
+  if (model->text_vocab() != tokenizer.vocab_size())
+    throw file_error(path, "reranker was trained for a tokenizer of " + std::to_string(model->text_vocab()) +
+                               " ids; this one has " + std::to_string(tokenizer.vocab_size()));
+  if (!recorded_fingerprint.empty() && recorded_fingerprint != tokenizer.fingerprint())
+    throw file_error(path, "reranker was trained with another tokenizer of the same size (fingerprint " +
+                               recorded_fingerprint + ", this one " + tokenizer.fingerprint() +
+                               "): its caption ids would be wrong; retrain it with --tokenizer pointing at "
+                               "this bundle's tokenizer");
 }
 
 torch::Tensor rerank_scores(Reranker& model, const Tokenizer& tokenizer, const std::string& caption,

@@ -41,8 +41,16 @@ TORCH_MODULE(Reranker);
 torch::Tensor rerank_encode_captions(const Tokenizer& tokenizer, const std::vector<std::string>& captions,
                                      const RerankConfig& config, int text_vocab);
 
-void reranker_save(const std::string& path, const Reranker& model, int64_t step);
-Reranker reranker_load(const std::string& path);
+// `tokenizer_fingerprint`: Tokenizer::fingerprint() of the tokenizer it was trained with.
+void reranker_save(const std::string& path, const Reranker& model, int64_t step,
+                   const std::string& tokenizer_fingerprint);
+// `tokenizer_fingerprint` (out, optional): the recorded one, empty for rerankers saved before
+// fingerprints were recorded.
+Reranker reranker_load(const std::string& path, std::string* tokenizer_fingerprint = nullptr);
+// Throws naming `path` unless `model` (loaded from it, with its recorded fingerprint) reads the
+// ids of `tokenizer`: the same vocabulary size and, when recorded, the same fingerprint.
+void reranker_check_tokenizer(const Reranker& model, const std::string& recorded_fingerprint,
+                              const Tokenizer& tokenizer, const std::string& path);
 
 // Cosine similarity of `caption` to each image (float [N, 3, H, W] in [0, 1]): [N].
 torch::Tensor rerank_scores(Reranker& model, const Tokenizer& tokenizer, const std::string& caption,

@@ -18,8 +18,10 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
   if (s.top_p < 1.0) {
     auto [sorted, order] = l.sort(-1, /*descending=*/true);
     const torch::Tensor cumulative = sorted.softmax(-1).cumsum(-1);
-    // Drop a token when the mass before it already reaches top_p (the top token always stays).
+    // Drop a token when the mass before it already reaches top_p, so the token that crosses p
+    // stays; the top token always stays (top_p 0 is argmax, not an empty distribution).
     torch::Tensor drop = (cumulative - sorted.softmax(-1)) >= s.top_p;
+    drop.select(-1, 0).fill_(false);
     l = l.scatter(-1, order, sorted.masked_fill(drop, -INFINITY));
   }
   return torch::multinomial(l.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);

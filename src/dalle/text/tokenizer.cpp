@@ -1,5 +1,8 @@
 #include "dalle/text/tokenizer.h"
 
+#include <xxhash.h>
+
+#include <cstdio>
 #include <mutex>
 #include <unordered_map>
 
@@ -51,6 +54,28 @@ Tokenizer Tokenizer::load(const std::string& path) {
 }
 
 void Tokenizer::save(const std::string& path) const { tokenizer_file_write(path, spec_); }
+
+std::string Tokenizer::fingerprint() const {
+  // Every field as length-prefixed bytes, so no two different specs serialise alike.
+  std::string bytes;
+  auto put = [&](std::string_view field) {
+    const uint64_t n = field.size();
+    bytes.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    bytes.append(field);
+  };
+  for (const std::string& token : spec_.vocab.tokens) put(token);
+  put("merges");
+  for (const auto& [left, right] : spec_.vocab.merges) put(std::to_string(left) + " " + std::to_string(right));
+  put("specials");
+  for (const std::string& token : spec_.special_tokens) put(token);
+  put(std::string("nfc=") + (spec_.normalization.nfc ? "1" : "0") + " lowercase=" +
+      (spec_.normalization.lowercase ? "1" : "0") + " prefix_space=" + (spec_.add_prefix_space ? "1" : "0"));
+  const XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
+  char hex[33];
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return hex;
+}
 
 std::string Tokenizer::prepare(std::string_view text) const {
   std::string s = (spec_.normalization.nfc || spec_.normalization.lowercase)

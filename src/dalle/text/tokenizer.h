@@ -55,6 +55,10 @@ class Tokenizer {
   std::string decode(const std::vector<int>& ids) const;
 
   int vocab_size() const { return bpe_.size(); }
+  // 32 hex digits (XXH3-128) of everything that decides the ids: vocabulary, merges, special
+  // tokens and normalisation. Models that read ids (the reranker) record it to refuse another
+  // tokenizer of the same size.
+  std::string fingerprint() const;
   const TokenizerSpec& spec() const { return spec_; }
   int special_id(const std::string& token) const;  // -1 when absent
 

@@ -15,8 +15,8 @@ GradScales::GradScales(int64_t blocks, int replicas)
       min_(replicas * std::exp2(kMinLog2)),
       max_(replicas * std::exp2(kMaxLog2)) {}
 
-bool GradScales::update(const std::vector<bool>& overflowed, int64_t step) {
-  const bool skip = std::find(overflowed.begin(), overflowed.end(), true) != overflowed.end();
+bool GradScales::update(const std::vector<bool>& overflowed, int64_t step, bool other_nonfinite) {
+  const bool skip = other_nonfinite || std::find(overflowed.begin(), overflowed.end(), true) != overflowed.end();
   for (size_t b = 0; b < scales_.size(); ++b) {
     if (overflowed[b]) {
       if (step - last_backoff_[b] >= kBackoffInterval) {
@@ -43,6 +43,13 @@ void GradScales::load_state(const nlohmann::json& state) {
   last_backoff_ = std::move(last);
 }
 
+namespace {
+
+// Resblock matrices and conv kernels; gains and biases are 1-D.
+bool is_16bit_weight(const torch::Tensor& p) { return p.dim() >= 2; }
+
+}  // namespace
+
 std::vector<bool> grad_scales_unscale(const GradScales& scales,
                                       const std::vector<std::vector<torch::Tensor>>& blocks,
                                       bool fp16_grads) {
@@ -54,8 +61,12 @@ std::vector<bool> grad_scales_unscale(const GradScales& scales,
     for (const torch::Tensor& p : blocks[b]) {
       torch::Tensor g = p.mutable_grad();
       if (!g.defined()) continue;
-      if (fp16_grads) g.copy_(g.to(torch::kHalf));
-      finite.push_back(g.isfinite().all());
+      // Gains and biases are 32-bit (SPEC §3): unscaled, never rounded, and no part of the
+      // block's overflow check (a non-finite one skips the update through the global check).
+      if (is_16bit_weight(p)) {
+        if (fp16_grads) g.copy_(g.to(torch::kHalf));
+        finite.push_back(g.isfinite().all());
+      }
       g.div_(scales.scale(static_cast<int64_t>(b)));
     }
     overflowed[b] = !finite.empty() && !torch::stack(finite).all().item<bool>();
@@ -63,13 +74,30 @@ std::vector<bool> grad_scales_unscale(const GradScales& scales,
   return overflowed;
 }
 
+double grad_global_norm(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const torch::Tensor& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(torch::kFloat64));
+  return norms.empty() ? 0.0 : torch::stack(norms).norm(2).item<double>();
+}
+
 std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
                                     bool fp16_grads, const std::vector<torch::Tensor>& params, double clip,
                                     AdamW& optimizer, double lr, int64_t step) {
-  if (scales && scales->update(grad_scales_unscale(*scales, blocks, fp16_grads), step)) return std::nullopt;
-  const double norm = torch::nn::utils::clip_grad_norm_(params, clip);
-  // The fp32 parameters outside the resblocks: a non-finite gradient there skips the update too.
-  if (scales && !std::isfinite(norm)) return std::nullopt;
+  std::vector<bool> overflowed;
+  if (scales) overflowed = grad_scales_unscale(*scales, blocks, fp16_grads);
+  // Any non-finite gradient (a 32-bit one, or all of them in fp32 mode) shows in the norm.
+  const double norm = grad_global_norm(params);
+  const bool nonfinite = !std::isfinite(norm);
+  // Scales change only after every gradient is known: a skipped update grows none of them.
+  if (scales ? scales->update(overflowed, step, nonfinite) : nonfinite) return std::nullopt;
+  if (norm > clip) {
+    torch::NoGradGuard no_grad;
+    const double factor = clip / (norm + 1e-6);
+    for (const torch::Tensor& p : params)
+      if (p.grad().defined()) p.mutable_grad().mul_(factor);
+  }
   optimizer.step(lr);
   return norm;
 }

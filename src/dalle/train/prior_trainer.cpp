@@ -19,6 +19,7 @@
 #include "dalle/train/ema.h"
 #include "dalle/train/matmul_peak.h"
 #include "dalle/train/metrics_log.h"
+#include "dalle/train/nonfinite_losses.h"
 #include "dalle/train/precision.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
@@ -111,6 +112,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   GradScales scales(static_cast<int64_t>(blocks.size()));
   prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
+  NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
   int64_t start = 0;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *prior, optimizer, ema);
@@ -120,6 +122,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     plateau.count_ = state.value("plateau_count", int64_t(0));
     plateau.halvings_ = state.value("plateau_halvings", 0);
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
+    nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
   }
   config_save(path_join(opt.out, kConfigFile), config);
   std::filesystem::copy_file(path_join(opt.data, kVaeWeightsFile), path_join(opt.out, kVaeWeightsFile),
@@ -145,7 +148,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     checkpoint_save(ckpt_path, *prior, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
                      {"plateau_sum", plateau.sum_}, {"plateau_count", plateau.count_},
-                     {"plateau_halvings", plateau.halvings_}, {"grad_scales", scales.state()}});
+                     {"plateau_halvings", plateau.halvings_}, {"grad_scales", scales.state()},
+                     {"nonfinite_in_a_row", nonfinite.in_a_row()}});
     ema.copy_to(*bundle.prior);
     SafeTensors weights;
     module_weights_into(*bundle.prior, weights);
@@ -212,21 +216,25 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
         logits = prior->forward(b.text, b.image);  // logits come back in fp32
       }
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
+      if (opt.nonfinite_loss_at && opt.nonfinite_loss_at(step)) l.loss = l.loss * NAN;
       (l.loss / opt.accumulate).backward();
       loss_sum += l.loss.item<double>() / opt.accumulate;
       text_sum += l.text.item<double>() / opt.accumulate;
       image_sum += l.image.item<double>() / opt.accumulate;
     }
-    if (!std::isfinite(loss_sum))
-      throw Error("train: loss became non-finite at step " + std::to_string(step) + " (try a lower lr)");
-    // A skipped update leaves weights, AdamW moments and step count, and the EMA untouched.
-    const std::optional<double> norm = scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
-                                                     prior->parameters(), tc.grad_clip, optimizer, lr, step);
+    // A non-finite loss skips the update (SPEC §3) without touching the gradient scales; a
+    // skipped update leaves weights, AdamW moments and step count, and the EMA untouched.
+    const bool loss_finite = nonfinite.observe(loss_sum);
+    const std::optional<double> norm =
+        loss_finite ? scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
+                                    prior->parameters(), tc.grad_clip, optimizer, lr, step)
+                    : std::nullopt;
     const bool skipped = !norm;
     const double grad_norm = norm.value_or(0.0);
-    if (!skipped) ema.update(*prior, tc.ema_decay);
+    // The paper averages every 25 updates; each average applies the decay once.
+    if (!skipped && (step + 1) % tc.ema_every == 0) ema.update(*prior, tc.ema_decay);
     result.skipped_steps += skipped;
-    plateau.observe(loss_sum);
+    if (loss_finite) plateau.observe(loss_sum);
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tok_per_s = (step - start + 1) * opt.accumulate * tc.batch * seq_tokens / std::max(elapsed, 1e-9);
@@ -237,11 +245,12 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
                              {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},
                              {"tok_per_s", tok_per_s}, {"mfu", mfu}};
-    if (scaled) {
-      record["grad_scales"] = scales.scales();
+    if (scaled || skipped) {
       record["skipped"] = skipped;
       if (skipped) record["grad_norm"] = nullptr;
     }
+    if (scaled) record["grad_scales"] = scales.scales();
+    if (!loss_finite) record["nonfinite_loss"] = true;
     const bool last = step + 1 == tc.steps;
     if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       const auto [val_text, val_image] = evaluate();
@@ -254,8 +263,12 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
       char extra[220];
       std::snprintf(extra, sizeof(extra), "loss %.4f text %.3f img %.3f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%%s",
                     loss_sum, text_sum, image_sum, lr, grad_norm, tok_per_s, 100 * mfu,
-                    skipped ? " (skipped: gradient overflow)" : "");
+                    !loss_finite ? " (skipped: non-finite loss)" : skipped ? " (skipped: non-finite gradient)" : "");
       bar.update(step - start + 1, extra);
+    }
+    if (nonfinite.limit_reached()) {
+      save_all(step + 1);
+      throw Error(nonfinite.stop_message("train", step + 1, opt.out, "prior_train"));
     }
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
     if (!opt.sample_prompts.empty() && ((step + 1) % opt.sample_every == 0 || last)) write_samples(step + 1);

@@ -5,6 +5,7 @@
 // tokenizer) that `dalle generate --model` accepts.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct PriorTrainOptions {
   std::string precision = "fp32";
   bool checkpoint_activations = false;  // recompute each resblock in backward to save memory
   bool quiet = false;
+  // Fault injection for tests: the loss of each update for which this returns true becomes NaN.
+  std::function<bool(int64_t step)> nonfinite_loss_at;
 };
 
 struct PriorTrainResult {
@@ -38,7 +41,7 @@ struct PriorTrainResult {
   double val_loss_image = 0;
   double tokens_per_second = 0;
   int64_t steps = 0;
-  int64_t skipped_steps = 0;  // updates skipped for a gradient overflow (16-bit modes)
+  int64_t skipped_steps = 0;  // updates skipped for a non-finite loss or gradient
 };
 
 PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& options);

@@ -12,7 +12,8 @@ struct ResblockRunnerOptions {
   // Per-resblock gradient scales, read at each forward; null = no scaling. Must outlive the runner.
   const GradScales* scales = nullptr;
   // Round the branch's input and output, and the gradients flowing back through them, to fp16:
-  // fp16 range and precision on a CPU without fp16 kernels (a GPU runs real fp16 instead).
+  // fp16 range and precision without fp16 kernels. This emulation is what every device runs so
+  // far: the blocks still compute in fp32 between the roundings (real fp16 on CUDA is issue 21).
   bool fp16 = false;
   // Keep only each block's input and recompute the branch in backward.
   bool checkpoint = false;

@@ -15,6 +15,7 @@
 #include "dalle/train/ema.h"
 #include "dalle/train/grad_scaling.h"
 #include "dalle/train/metrics_log.h"
+#include "dalle/train/nonfinite_losses.h"
 #include "dalle/train/precision.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
@@ -103,12 +104,14 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   Ema ema(*vae);
   const std::vector<std::vector<torch::Tensor>> blocks = vae->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
+  NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
   vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   int64_t start = 0;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *vae, optimizer, ema);
     start = state["step"].get<int64_t>();
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
+    nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
   }
   config_save(path_join(opt.out, kConfigFile), config);
   if (!opt.quiet) std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
@@ -121,7 +124,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
 
   auto save_all = [&](int64_t step) {
     checkpoint_save(ckpt_path, *vae, optimizer, ema,
-                    {{"step", step}, {"seed", opt.seed}, {"grad_scales", scales.state()}});
+                    {{"step", step}, {"seed", opt.seed}, {"grad_scales", scales.state()},
+                     {"nonfinite_in_a_row", nonfinite.in_a_row()}});
     ema.copy_to(*ema_vae);
     SafeTensors weights;
     module_weights_into(*ema_vae, weights);
@@ -211,16 +215,16 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       loss = vae_loss(x_mapped, stats, logits, beta);
       tokens = logits.argmax(1);
     }
+    if (opt.nonfinite_loss_at && opt.nonfinite_loss_at(step)) loss.loss = loss.loss * NAN;
     optimizer.zero_grad();
     loss.loss.backward();
     const double loss_value = loss.loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw Error("vae train: loss became non-finite at step " + std::to_string(step) +
-                  " (try a lower lr in the config)");
-    // A skipped update (an overflow in 16 bits) leaves weights, AdamW state and the EMA as they were.
-    const bool skipped = !scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
-                                        vae->parameters(), std::numeric_limits<double>::infinity(), optimizer,
-                                        lr, step);
+    // A skipped update (a non-finite loss or gradient) leaves weights, AdamW state and the EMA as
+    // they were; a non-finite loss leaves the gradient scales alone too.
+    const bool loss_finite = nonfinite.observe(loss_value);
+    const bool skipped = !loss_finite || !scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
+                                                        vae->parameters(), std::numeric_limits<double>::infinity(),
+                                                        optimizer, lr, step);
     if (!skipped) ema.update(*vae, tc.ema_decay);
 
     torch::NoGradGuard no_grad;
@@ -238,10 +242,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                              {"codes_used", codes.used}, {"img_per_s", img_per_s},
                              {"phase", finetune ? "decoder" : "joint"}};
     if (!finetune) record["kl"] = loss.kl.item<double>();  // none with the encoder frozen
-    if (scaled) {
-      record["grad_scales"] = scales.scales();
-      record["skipped"] = skipped;
-    }
+    if (scaled || skipped) record["skipped"] = skipped;
+    if (scaled) record["grad_scales"] = scales.scales();
+    if (!loss_finite) record["nonfinite_loss"] = true;
     metrics.write(record);
     if (!opt.quiet) {
       char extra[200];
@@ -253,6 +256,10 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                       "loss %.4f psnr %.2f kl %.4f tau %.3f beta %.2f ppl %.0f used %.0f%% %.1f img/s", loss_value,
                       psnr_from_mse(mse), loss.kl.item<double>(), tau, beta, codes.perplexity, 100 * codes.used, img_per_s);
       bar.update(step - start + 1, extra);
+    }
+    if (nonfinite.limit_reached()) {
+      save_all(step + 1);
+      throw Error(nonfinite.stop_message("vae train", step + 1, opt.out, "vae_train"));
     }
     const bool last = step + 1 == tc.steps;
     if ((step + 1) % opt.sample_every == 0 || last) {

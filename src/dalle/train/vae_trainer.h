@@ -3,6 +3,7 @@
 // grids and exact resume. The run folder holds config.json + vae.safetensors (EMA weights).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "dalle/bundle/config.h"
@@ -19,7 +20,6 @@ struct VaeTrainOptions {
   uint64_t seed = 0;
   bool resume = false;
   int threads = 0;
-  int64_t log_every = 10;
   int64_t save_every = 500;
   int64_t sample_every = 500;
   int64_t max_images = -1;
@@ -27,6 +27,8 @@ struct VaeTrainOptions {
   bool checkpoint_activations = false;  // recompute each resblock's branch in backward
   std::string device = "cpu";    // cpu, cuda or cuda:N (fp32 only on CUDA so far)
   bool quiet = false;
+  // Fault injection for tests: the loss of each update for which this returns true becomes NaN.
+  std::function<bool(int64_t step)> nonfinite_loss_at;
 };
 
 struct VaeTrainResult {

@@ -24,8 +24,6 @@ namespace dalle {
 // A CPU random generator with its own seed (same call in 1.13 and 2.x so far).
 inline torch::Generator make_cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
-// Runs the ops in its scope in bf16 where autocast says it is safe (matmuls, convolutions) and
-// in fp32 elsewhere, on CPU through oneDNN. Disabled guards do nothing.
 // Whether CPU autocast is on in this thread (checkpointed blocks recompute under the same state).
 inline bool cpu_autocast_enabled() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -35,6 +33,28 @@ inline bool cpu_autocast_enabled() {
 #endif
 }
 
+// Turns CPU autocast off in its scope (and back to its previous state after): what must stay
+// fp32 inside an autocast region, such as the prior's logits (SPEC §3).
+class CpuAutocastOff {
+ public:
+  CpuAutocastOff() : was_enabled_(cpu_autocast_enabled()) { set(false); }
+  ~CpuAutocastOff() { set(was_enabled_); }
+  CpuAutocastOff(const CpuAutocastOff&) = delete;
+  CpuAutocastOff& operator=(const CpuAutocastOff&) = delete;
+
+ private:
+  static void set(bool enabled) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCPU, enabled);
+#else
+    at::autocast::set_cpu_enabled(enabled);
+#endif
+  }
+  bool was_enabled_;
+};
+
+// Runs the ops in its scope in bf16 where autocast says it is safe (matmuls, convolutions) and
+// in fp32 elsewhere, on CPU through oneDNN. Disabled guards do nothing.
 class CpuAutocastGuard {
  public:
   explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {
