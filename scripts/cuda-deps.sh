@@ -8,5 +8,5 @@ dir=${1:?usage: scripts/cuda-deps.sh DIR}
 mkdir -p "$dir"
 cd "$dir"
 apt-get download libstb-dev libstb0 libutf8proc-dev libutf8proc2 libarchive-dev libarchive13 \
-  libcld2-dev libcld2-0 libre2-dev libre2-9 libxxhash-dev libxxhash0 nlohmann-json3-dev libcli11-dev libxml2 \
+  libcld2-dev libcld2-0 libre2-dev libre2-9 libxxhash-dev libxxhash0 libwebp-dev libwebp7 libwebpdemux2 libwebpmux3 nlohmann-json3-dev libcli11-dev libxml2 \
   libicu72 libnettle8

@@ -20,6 +20,7 @@ CORE=(
   libcld2-dev             # caption language filter (dalle data prepare)
   libre2-dev              # linear-time regular expressions (caption boilerplate filter)
   libxxhash-dev           # XXH3 hashes (duplicate images, tokenizer fingerprints)
+  libwebp-dev             # WebP images in every reader
   nlohmann-json3-dev libcli11-dev
 )
 TEST=(libgtest-dev googletest)

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include "dalle/util/torch_api.h"
 
+#include <algorithm>
 #include <set>
 
 #include "dalle/data/augment.h"
 #include "dalle/data/loader.h"
+#include "dalle/data/token_loader.h"
+#include "dalle/data/token_set.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "test_data_util.h"
@@ -231,4 +234,125 @@ TEST(DataLoader, UnreadableDataIsAnErrorNotAHang) {
   o.batch_size = 2;
   Loader loader(o);
   EXPECT_THROW(loader.next(), Error);
+}
+
+// The held-out share is chosen by name, so train and held-out never meet, together they are the
+// data, and the choice is the same for any seed or shard order.
+TEST(DataLoader, HeldOutSamplesAreDisjointFromTrainingAndFixedByName) {
+  const fs::path dir = make_shards("loader_holdout");
+  LoaderOptions o = small_options(dir);
+  o.holdout = 0.25;
+  o.batch_size = 1;
+  std::set<int> train;
+  {
+    Loader loader(o);
+    for (;;) {
+      const LoaderBatch b = loader.next();
+      if (b.position.epoch > 0) break;
+      train.insert(sample_number(b.captions[0]));
+    }
+  }
+  std::set<int> held;
+  for (uint64_t seed : {5, 9}) {
+    o.seed = seed;
+    const HeldOutSet h = loader_read_holdout(o, 1000);
+    std::set<int> these;
+    for (const auto& c : h.captions) these.insert(sample_number(c));
+    EXPECT_EQ(static_cast<size_t>(h.images.size(0)), these.size());
+    if (!held.empty()) {
+      EXPECT_EQ(these, held) << "the split depends on the seed";
+    }
+    held = these;
+  }
+  EXPECT_GT(held.size(), 3u);  // about a quarter of 40
+  EXPECT_LT(held.size(), 20u);
+  for (int v : held) EXPECT_EQ(train.count(v), 0u) << "sample " << v << " is in both";
+  EXPECT_EQ(train.size() + held.size(), 40u);
+  EXPECT_EQ(loader_read_holdout(o, 2).images.size(0), 2);  // capped
+}
+
+namespace {
+
+// A token folder of `shards` shards x 10 samples; sample i has tokens all equal to i and the
+// caption "sample i".
+fs::path make_token_folder(const std::string& name, int shards) {
+  const fs::path dir = test::scratch_dir(name);
+  TokenSet set;
+  set.tokens = torch::arange(shards * 10, torch::kLong).view({-1, 1, 1}).expand({shards * 10, 2, 2}).contiguous();
+  for (int i = 0; i < shards * 10; ++i) set.captions.push_back({"sample " + std::to_string(i)});
+  token_set_write(dir.string(), set, /*shard_size=*/10);
+  return dir;
+}
+
+int token_sample(const torch::Tensor& tokens) { return static_cast<int>(tokens.flatten()[0].item<int64_t>()); }
+
+}  // namespace
+
+TEST(TokenLoader, EveryEpochOnceShuffledAndExactResume) {
+  const fs::path dir = make_token_folder("token_loader", 4);
+  TokenLoaderOptions o;
+  o.dir = dir.string();
+  o.batch_size = 8;
+  o.shuffle_buffer = 16;
+  o.seed = 3;
+  TokenLoader loader(o);
+  std::vector<TokenBatch> batches;
+  std::vector<int> epoch0;
+  for (int b = 0; b < 10; ++b) batches.push_back(loader.next());
+  for (int b = 0; b < 5; ++b)
+    for (int64_t i = 0; i < 8; ++i) {
+      const int v = token_sample(batches[static_cast<size_t>(b)].tokens[i]);
+      EXPECT_EQ(batches[static_cast<size_t>(b)].captions[static_cast<size_t>(i)][0], "sample " + std::to_string(v));
+      epoch0.push_back(v);
+    }
+  EXPECT_EQ(std::set<int>(epoch0.begin(), epoch0.end()).size(), 40u);
+  EXPECT_FALSE(std::is_sorted(epoch0.begin(), epoch0.end()));
+  EXPECT_EQ(batches[4].position, (LoaderPosition{0, 40}));
+  // Resumed mid-epoch, across the epoch boundary.
+  TokenLoader resumed(o, batches[2].position);
+  for (size_t b = 3; b < 10; ++b) {
+    const TokenBatch batch = resumed.next();
+    ASSERT_TRUE(torch::equal(batch.tokens, batches[b].tokens)) << b;
+    ASSERT_EQ(batch.position, batches[b].position) << b;
+  }
+}
+
+TEST(TokenLoader, RanksReadDisjointShardsAndHeldOutIsApart) {
+  const fs::path dir = make_token_folder("token_ranks", 4);
+  std::set<int> all;
+  for (int rank = 0; rank < 2; ++rank) {
+    TokenLoaderOptions o;
+    o.dir = dir.string();
+    o.batch_size = 4;
+    o.rank = rank;
+    o.world = 2;
+    TokenLoader loader(o);
+    std::set<int> mine;
+    for (int b = 0; b < 5; ++b) {
+      const TokenBatch batch = loader.next();
+      for (int64_t i = 0; i < 4; ++i) mine.insert(token_sample(batch.tokens[i]));
+    }
+    EXPECT_EQ(mine.size(), 20u) << "rank " << rank;
+    for (int v : mine) EXPECT_TRUE(all.insert(v).second) << "sample " << v << " on both ranks";
+  }
+  EXPECT_EQ(all.size(), 40u);
+
+  TokenLoaderOptions o;
+  o.dir = dir.string();
+  o.batch_size = 1;
+  o.holdout = 0.3;
+  const TokenBatch held = token_loader_read_holdout(o, 100);
+  ASSERT_TRUE(held.tokens.defined());
+  std::set<int> held_set;
+  for (int64_t i = 0; i < held.tokens.size(0); ++i) held_set.insert(token_sample(held.tokens[i]));
+  TokenLoader train(o);
+  std::set<int> train_set;
+  for (;;) {
+    const TokenLoader::Sample s = train.next_sample();
+    if (s.position.epoch > 0) break;
+    train_set.insert(token_sample(s.tokens));
+  }
+  for (int v : held_set) EXPECT_EQ(train_set.count(v), 0u) << v;
+  EXPECT_EQ(held_set.size() + train_set.size(), 40u);
+  EXPECT_GT(held_set.size(), 3u);
 }

@@ -49,6 +49,13 @@ std::vector<torch::Tensor> grads_of(Prior& prior, const ToyBatch& b, bool bf16 =
   return out;
 }
 
+// AdamW over every parameter of `prior`, without weight decay.
+AdamW adamw_for(Prior& prior) {
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (auto& item : prior->named_parameters()) named.emplace_back(item.key(), item.value());
+  return AdamW(named, {0.9, 0.96, 1e-8, 0.0}, [](const std::string&) { return false; });
+}
+
 void expect_same_grads(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double tol) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
@@ -211,9 +218,7 @@ TEST(GradScaling, GainsAndBiasesStay32BitAndOutOfTheOverflowCheck) {
   EXPECT_EQ(ln_gain.grad()[0].item<float>(), static_cast<float>(1 + std::exp2(-20)));  // unscaled, not rounded
   EXPECT_EQ(qkv_weight.grad()[0][0].item<float>(), 1.0f);  // the 16-bit weight's gradient is rounded
   // The bias's Inf still skips the update, through the global check, and lowers no scale.
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (auto& item : prior->named_parameters()) named.emplace_back(item.key(), item.value());
-  AdamW adam(named, {0.9, 0.96, 1e-8, 0.0}, [](const std::string&) { return false; });
+  AdamW adam = adamw_for(prior);
   grads_of(prior, b);
   qkv_bias.mutable_grad()[1] = INFINITY;
   for (int64_t i = 0; i < static_cast<int64_t>(blocks.size()); ++i) scales.set_scale(i, s0);
@@ -229,9 +234,7 @@ TEST(GradScaling, SkippedUpdateForAnOutsideGradientGrowsNoScale) {
   const ToyBatch b = toy_batch(2, 1);
   const auto blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (auto& item : prior->named_parameters()) named.emplace_back(item.key(), item.value());
-  AdamW adam(named, {0.9, 0.96, 1e-8, 0.0}, [](const std::string&) { return false; });
+  AdamW adam = adamw_for(prior);
   const torch::Tensor before = prior->text_emb->weight.detach().clone();
   const std::vector<double> start = scales.scales();
   grads_of(prior, b);

@@ -1,4 +1,5 @@
-// The prior trainer's handling of non-finite losses and its EMA schedule (SPEC §3).
+// The prior trainer's handling of non-finite losses, its EMA schedule (SPEC §3) and its data
+// streams (token folders, or images encoded on the fly).
 #include <gtest/gtest.h>
 
 #include "dalle/util/torch_api.h"
@@ -6,7 +7,9 @@
 #include <set>
 
 #include "dalle/io/safetensors.h"
+#include "dalle/data/shapes.h"
 #include "dalle/train/prior_trainer.h"
+#include "dalle/train/vae_trainer.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "test_prior_runs.h"
@@ -116,4 +119,43 @@ TEST(PriorTrain, EmaEveryNUpdatesAppliesTheDecayOncePerN) {
   prior_train(c, tiny_run(dir + "/tokens", dir + "/every", 3));
   const SafeTensors every = safetensors_load(dir + "/every/" + kPriorWeightsFile);
   EXPECT_FALSE(torch::allclose(every.tensors.at("image_head.weight"), ema.tensors.at("image_head.weight"), 1e-6, 1e-7));
+}
+
+// --encode-on-the-fly: images stream through the loader with SPEC §3's crops and are encoded by
+// the dVAE batch by batch; the run resumes exactly and its bundle carries that dVAE.
+TEST(PriorTrain, EncodesImagesOnTheFlyAndResumesExactly) {
+  const std::string dir = test::scratch_dir("prior_on_the_fly").string();
+  ShapesOptions so;
+  so.count = 64;
+  so.size = 32;
+  shapes_write(dir + "/shapes", so);
+  ModelConfig c = test::preset("tiny");
+  c.vae_train.batch = 4;
+  VaeTrainOptions vo;
+  vo.data = dir + "/shapes";
+  vo.out = dir + "/vae";
+  vo.steps = 2;
+  vo.quiet = true;
+  vae_train(c, vo);
+  c.prior_train.batch = 4;
+  auto run = [&](const std::string& out, int64_t steps, bool resume) {
+    PriorTrainOptions o = tiny_run(dir + "/shapes", out, steps);
+    o.encode_on_the_fly = true;
+    o.vae = dir + "/vae";
+    o.resume = resume;
+    o.save_every = 3;
+    return prior_train(c, o);
+  };
+  run(dir + "/straight", 6, false);
+  run(dir + "/resumed", 3, false);
+  run(dir + "/resumed", 6, true);
+  const auto a = test::metrics_of(dir + "/straight"), b = test::metrics_of(dir + "/resumed");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+    EXPECT_TRUE(a[i].contains("data_wait"));
+  }
+  EXPECT_TRUE(path_exists(dir + "/straight/" + kVaeWeightsFile));
+  EXPECT_TRUE(all_finite(dir + "/straight/" + kPriorWeightsFile));
 }

@@ -11,6 +11,7 @@
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
 #include "dalle/data/shapes.h"
+#include "dalle/data/token_set.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
@@ -81,22 +82,29 @@ TEST(BatchOrder, DeterministicAndCoversEachEpoch) {
 // DIR/resumed; returns the options of the resumed run. The last `finetune` (at most 3) of the 6
 // updates are decoder-only, so the interrupted half is joint only; `interrupted` runs between the
 // halves. `finetune_loss` is the fine-tuning objective ("" = the config's).
-static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint,
-                                                int64_t finetune = 0, const std::function<void()>& interrupted = {},
-                                                const std::string& finetune_loss = "") {
+// 48 shapes images of 32x32 in DIR/shapes, and quiet options to train on them without
+// intermediate checkpoints or grids.
+static VaeTrainOptions tiny_vae_run(const std::string& dir) {
   ShapesOptions so;
   so.count = 48;
   so.size = 32;
   shapes_write(dir + "/shapes", so);
-  ModelConfig c = tiny();
-  c.vae_train.batch = 4;
   VaeTrainOptions o;
   o.data = dir + "/shapes";
   o.quiet = true;
+  o.sample_every = o.save_every = 1000;
+  return o;
+}
+
+static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint,
+                                                int64_t finetune = 0, const std::function<void()>& interrupted = {},
+                                                const std::string& finetune_loss = "") {
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  VaeTrainOptions o = tiny_vae_run(dir);
   o.seed = 3;
   o.precision = precision;
   o.checkpoint_activations = checkpoint;
-  o.sample_every = o.save_every = 1000;
   o.out = dir + "/straight";
   o.steps = 6;
   o.decoder_finetune_steps = finetune;
@@ -129,18 +137,11 @@ TEST(VaeTrain, ResumedRunEqualsUninterruptedRun) {
 // run with a clear error and a checkpoint that --resume continues.
 TEST(VaeTrain, NonFiniteLossesAreSkippedAndARunOfThemStopsResumably) {
   const std::string dir = fresh_dir("vae_nonfinite");
-  ShapesOptions so;
-  so.count = 48;
-  so.size = 32;
-  shapes_write(dir + "/shapes", so);
   ModelConfig c = tiny();
   c.vae_train.batch = 4;
   c.vae_train.nonfinite_loss_limit = 2;
-  VaeTrainOptions o;
-  o.data = dir + "/shapes";
+  VaeTrainOptions o = tiny_vae_run(dir);
   o.out = dir + "/run";
-  o.quiet = true;
-  o.sample_every = o.save_every = 1000;
   o.steps = 8;
   o.nonfinite_loss_at = [](int64_t step) { return step == 1 || step == 3 || step == 4; };
   try {
@@ -166,6 +167,59 @@ TEST(VaeTrain, NonFiniteLossesAreSkippedAndARunOfThemStopsResumably) {
   EXPECT_EQ(r.steps, 8);
   EXPECT_TRUE(std::isfinite(r.val_psnr));
   EXPECT_EQ(metrics().size(), 8u);
+}
+
+// The images stream through decoding threads; their number never changes the batches.
+TEST(VaeTrain, SameRunForAnyWorkerCount) {
+  const std::string dir = fresh_dir("vae_workers");
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  VaeTrainOptions o = tiny_vae_run(dir);
+  o.steps = 4;
+  o.workers = 1;
+  o.out = dir + "/w1";
+  vae_train(c, o);
+  o.workers = 3;
+  o.out = dir + "/w3";
+  vae_train(c, o);
+  const auto a = losses(dir + "/w1/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a, losses(dir + "/w3/metrics.jsonl"));
+}
+
+// `vae encode` streams: shards written as it goes, source order kept, and --crops K gives K
+// augmented crops per image, each a sample with the image's captions.
+TEST(VaeEncode, CentreCropsInOrderAndKAugmentedCropsPerImage) {
+  const std::string dir = fresh_dir("vae_encode_crops");
+  ModelConfig c = tiny();
+  c.vae_train.batch = 4;
+  VaeTrainOptions o = tiny_vae_run(dir);  // 48 images
+  o.steps = 2;
+  o.out = dir + "/vae";
+  vae_train(c, o);
+  // Images larger than the dVAE's 32x32, so a crop has room to vary.
+  ShapesOptions so;
+  so.count = 10;
+  so.size = 64;
+  shapes_write(dir + "/large", so);
+  EncodeFolderOptions e;
+  e.batch = 4;
+  e.max_images = 10;
+  const EncodeFolderResult one = vae_encode_folder(dir + "/vae", dir + "/large", dir + "/tokens1", e);
+  EXPECT_EQ(one.encoded, 10);
+  const TokenSet centre = token_set_read(dir + "/tokens1");
+  ASSERT_EQ(centre.tokens.size(0), 10);
+  // The first image's captions come first: source (name) order.
+  EXPECT_EQ(centre.captions[0], read_caption_lines(dir + "/large/000000.txt"));
+  e.crops = 3;
+  const EncodeFolderResult three = vae_encode_folder(dir + "/vae", dir + "/large", dir + "/tokens3", e);
+  EXPECT_EQ(three.encoded, 30);
+  const TokenSet crops = token_set_read(dir + "/tokens3");
+  ASSERT_EQ(crops.tokens.size(0), 30);
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(crops.captions[static_cast<size_t>(10 * k + i)], centre.captions[static_cast<size_t>(i)]);
+  // Each round of crops is a new draw: not all of them equal the first round.
+  EXPECT_FALSE(torch::equal(crops.tokens.narrow(0, 0, 10), crops.tokens.narrow(0, 10, 10)));
 }
 
 TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {

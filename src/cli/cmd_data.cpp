@@ -24,6 +24,7 @@ struct ShapesFlags {
   std::string split = "train";
   int captions = 3;
   int threads = 0;
+  int64_t shards = 0;
 };
 
 int run_shapes(const ShapesFlags& f) {
@@ -34,6 +35,7 @@ int run_shapes(const ShapesFlags& f) {
   o.split = f.split == "heldout" ? ShapesSplit::heldout : ShapesSplit::train;
   o.captions_per_image = f.captions;
   o.threads = f.threads;
+  o.shard_size = f.shards;
   ProgressBar bar("shapes", f.count, "img");
   shapes_write(f.out, o, [&](int64_t done) { bar.update(done); });
   bar.finish();
@@ -116,7 +118,7 @@ void register_data(CLI::App& app, Action& action) {
   data->require_subcommand(1);
   CLI::App* shapes = data->add_subcommand("shapes", "Render the synthetic shapes dataset (PNG + .txt captions)");
   shapes->add_option("-n,--count", f.count, "Number of images")->capture_default_str()->check(CLI::PositiveNumber);
-  shapes->add_option("-o,--output", f.out, "Output folder (NNNNNN.png + NNNNNN.txt)")->required();
+  shapes->add_option("-o,--output", f.out, "Output folder (NNNNNN.png + NNNNNN.txt, or tar shards with --shards)")->required();
   shapes->add_option("--size", f.size, "Image side in pixels")->capture_default_str()->check(CLI::Range(16, 1024));
   shapes->add_option("-s,--seed", f.seed, "Random seed (same seed, same images)")->capture_default_str();
   shapes->add_option("--split", f.split,
@@ -124,6 +126,10 @@ void register_data(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::IsMember({"train", "heldout"}));
   shapes->add_option("--captions", f.captions, "Captions per image (lines of the .txt)")
       ->capture_default_str()->check(CLI::Range(1, 16));
+  shapes->add_option("--shards", f.shards,
+                     "Write WebDataset tar shards of N images each (shard-NNNNNN.tar) instead of a folder of files "
+                     "(0: files)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   add_threads_option(shapes, f.threads);
   add_progress_options(shapes);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });

@@ -46,7 +46,11 @@ void register_rerank(CLI::App& app, Action& action) {
   cmd->add_option("--val-every", o.val_every, "Held-out retrieval accuracy every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--save-every", o.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-images", o.max_images, "Use at most this many pairs (default: all)");
+  cmd->add_option("--max-images", o.max_images, "Use only the first N pairs, in name order (default: all)");
+  cmd->add_option("--workers", o.workers, "Threads that decode and augment images while the model trains")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--shuffle-buffer", o.shuffle_buffer, "Samples held to shuffle the stream across shards")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   add_threads_option(cmd, o.threads);
   add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_rerank_train(f); }; });

@@ -32,7 +32,16 @@ void register_train(CLI::App& app, Action& action) {
   PriorTrainOptions& o = f.options;
   CLI::App* cmd = app.add_subcommand("train", "Stage 2: train the transformer prior on image tokens + captions");
   cmd->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper)")->capture_default_str();
-  cmd->add_option("-d,--data", o.data, "Token folder from `dalle vae encode`")->required();
+  cmd->add_option("-d,--data", o.data,
+                  "Token folder from `dalle vae encode` (streamed: any size); with --encode-on-the-fly, images")
+      ->required();
+  CLI::Option* on_the_fly =
+      cmd->add_flag("--encode-on-the-fly", o.encode_on_the_fly,
+                    "Read images (-d: a folder, shards or a TSV) and encode them with --vae as they stream, each "
+                    "epoch with new crops (SPEC §3's augmentation), instead of pre-encoded tokens");
+  on_the_fly->needs(cmd->add_option("--vae", o.vae, "The dVAE run or bundle that encodes the images (with --encode-on-the-fly)"));
+  cmd->add_option("--workers", o.workers, "Image decoding threads (with --encode-on-the-fly)")
+      ->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("-o,--output", o.out, "Run folder; becomes a model bundle for `dalle generate --model`")->required();
   cmd->add_option("--tokenizer", o.tokenizer, "Tokenizer file to use (default: learn one from the captions)");
   cmd->add_option("--steps", o.steps, "Total updates (default: the config's prior_train.steps)");
@@ -45,6 +54,10 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("--sample-every", o.sample_every, "Sample grid for fixed prompts every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-samples", f.no_samples, "Do not write sample grids");
+  cmd->add_option("--shuffle-buffer", o.shuffle_buffer, "Token samples held to shuffle the stream across shards")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--val-samples", o.val_samples, "Held-out samples kept for the validation loss, at most")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", o.precision,
                   "fp32; bf16 autocast for matrix products (oneDNN); fp16 (emulated on CPU). 16-bit modes "
                   "use per-resblock gradient scaling")

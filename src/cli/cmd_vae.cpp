@@ -40,6 +40,10 @@ struct VaeFlags {
   int64_t show = 8;    // reconstruct: images in the grid
   int batch = 64;
   int threads = 0;
+  int workers = 2;
+  int64_t shuffle_buffer = 1000;
+  int64_t val_images = 512;
+  int crops = 1;  // encode: crops per image
 };
 
 int run_train(const VaeFlags& f) {
@@ -58,6 +62,9 @@ int run_train(const VaeFlags& f) {
   o.save_every = f.save_every;
   o.sample_every = f.sample_every;
   o.max_images = f.max_images;
+  o.workers = f.workers;
+  o.shuffle_buffer = f.shuffle_buffer;
+  o.val_images = f.val_images;
   o.precision = f.precision;
   o.checkpoint_activations = f.checkpoint_activations;
   o.device = f.device;
@@ -69,18 +76,19 @@ int run_train(const VaeFlags& f) {
 
 int run_encode(const VaeFlags& f) {
   apply_threads(f.threads);
-  ProgressBar load_bar("loading images", 1, "img"), encode_bar("encoding", 1, "img");
+  ProgressBar bar("encoding", 0, "img");
   EncodeFolderOptions o;
   o.batch = f.batch;
-  o.threads = f.threads;
+  o.workers = f.workers;
   o.max_images = f.max_images;
-  o.progress = [&](const char* stage, int64_t done, int64_t total) {
-    ProgressBar& bar = std::string(stage) == "loading" ? load_bar : encode_bar;
+  o.crops = f.crops;
+  o.seed = static_cast<uint64_t>(f.seed);
+  o.progress = [&](const char*, int64_t done, int64_t total) {
     bar.set_total(total);
     bar.update(done);
-    if (done == total) bar.finish();
   };
   const EncodeFolderResult r = vae_encode_folder(f.vae, f.data, f.out, o);
+  bar.finish();
   std::fprintf(stderr, "vae encode: %lld images -> %s (%dx%d tokens, %lld skipped)\n",
                static_cast<long long>(r.encoded), f.out.c_str(), r.grid, r.grid, static_cast<long long>(r.skipped));
   return 0;
@@ -114,7 +122,9 @@ void register_vae(CLI::App& app, Action& action) {
 
   CLI::App* train = cmd->add_subcommand("train", "Train the dVAE on a folder of images");
   train->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper)")->capture_default_str();
-  train->add_option("-d,--data", f.data, "Images: a folder, shards from `dalle data prepare`, or a TSV (captions not needed)")->required();
+  train->add_option("-d,--data", f.data,
+                    "Images, streamed: a folder, tar shards (a file, a folder of them, or a pattern such as "
+                    "'shards/{000000..000099}.tar'), or a TSV (captions not needed)")->required();
   train->add_option("-o,--output", f.out, "Run folder: config.json, vae.safetensors, checkpoint, metrics, recon/")
       ->required();
   train->add_option("--steps", f.steps, "Total updates (default: the config's vae_train.steps)");
@@ -136,7 +146,14 @@ void register_vae(CLI::App& app, Action& action) {
   train->add_option("--save-every", f.save_every, "Checkpoint every N steps")->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--sample-every", f.sample_every, "Reconstruction grid every N steps")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  train->add_option("--max-images", f.max_images, "Use at most N images (default: all)");
+  train->add_option("--max-images", f.max_images, "Use only the first N images, in name order (default: all)");
+  train->add_option("--workers", f.workers, "Threads that decode and augment images while the model trains")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  train->add_option("--shuffle-buffer", f.shuffle_buffer, "Samples held to shuffle the stream across shards")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--val-images", f.val_images,
+                    "Held-out images (vae_train.val_fraction of the data, chosen by name) for the final PSNR, at most")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   train->add_option("--precision", f.precision,
                     "fp32; bf16 (convolutions in bf16 through oneDNN, NHWC); fp16 (emulated on CPU: fp16 rounding of "
                     "each resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
@@ -156,7 +173,13 @@ void register_vae(CLI::App& app, Action& action) {
   encode->add_option("-d,--data", f.data, "Images with captions: a folder with .txt captions, shards, or a TSV")->required();
   encode->add_option("-o,--output", f.out, "Token folder to write")->required();
   encode->add_option("-b,--batch", f.batch, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  encode->add_option("--max-images", f.max_images, "Encode at most N images (default: all)");
+  encode->add_option("--max-images", f.max_images, "Encode only the first N images, in name order (default: all)");
+  encode->add_option("--crops", f.crops,
+                     "Crops per image: 1 = the centre crop; K > 1 = K crops with the prior's augmentation (near-centre "
+                     "crop, random resize, no flip), each a training sample with the image's captions")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  encode->add_option("-s,--seed", f.seed, "Random seed of the crops")->capture_default_str();
+  encode->add_option("--workers", f.workers, "Image decoding threads")->capture_default_str()->check(CLI::Range(1, 256));
   add_threads_option(encode, f.threads);
   add_progress_options(encode);
   encode->callback([&action] { action = [] { return run_encode(f); }; });

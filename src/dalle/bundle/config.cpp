@@ -54,7 +54,8 @@ const std::vector<Field<VaeTrainConfig>>& vae_train_fields() {
       DALLE_FIELD(VaeTrainConfig, weight_decay), DALLE_FIELD(VaeTrainConfig, ema_decay),
       DALLE_FIELD(VaeTrainConfig, decoder_finetune_steps),
       DALLE_FIELD(VaeTrainConfig, decoder_finetune_loss),
-      DALLE_FIELD(VaeTrainConfig, nonfinite_loss_limit)};
+      DALLE_FIELD(VaeTrainConfig, nonfinite_loss_limit), DALLE_FIELD(VaeTrainConfig, augment),
+      DALLE_FIELD(VaeTrainConfig, val_fraction)};
   return f;
 }
 
@@ -69,7 +70,8 @@ const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
       DALLE_FIELD(PriorTrainConfig, plateau_window),
       DALLE_FIELD(PriorTrainConfig, max_halvings), DALLE_FIELD(PriorTrainConfig, val_fraction),
       DALLE_FIELD(PriorTrainConfig, caption_drop), DALLE_FIELD(PriorTrainConfig, bpe_dropout),
-      DALLE_FIELD(PriorTrainConfig, ema_every),    DALLE_FIELD(PriorTrainConfig, nonfinite_loss_limit)};
+      DALLE_FIELD(PriorTrainConfig, ema_every),    DALLE_FIELD(PriorTrainConfig, nonfinite_loss_limit),
+      DALLE_FIELD(PriorTrainConfig, augment)};
   return f;
 }
 
@@ -81,7 +83,8 @@ const std::vector<Field<RerankConfig>>& rerank_fields() {
       DALLE_FIELD(RerankConfig, embed_dim),   DALLE_FIELD(RerankConfig, batch),
       DALLE_FIELD(RerankConfig, steps),       DALLE_FIELD(RerankConfig, lr),
       DALLE_FIELD(RerankConfig, warmup_steps), DALLE_FIELD(RerankConfig, weight_decay),
-      DALLE_FIELD(RerankConfig, ema_decay),   DALLE_FIELD(RerankConfig, val_pairs)};
+      DALLE_FIELD(RerankConfig, ema_decay),   DALLE_FIELD(RerankConfig, val_pairs),
+      DALLE_FIELD(RerankConfig, val_fraction), DALLE_FIELD(RerankConfig, augment)};
   return f;
 }
 
@@ -208,8 +211,10 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(r.image_size >= 8 && r.image_size % 8 == 0, "rerank.image_size must be a positive multiple of 8");
   need(r.image_width >= 1 && r.embed_dim >= 1 && r.batch >= 2, "rerank sizes must be >= 1 (batch >= 2)");
   need(r.val_pairs >= 0, "rerank.val_pairs must be >= 0");
+  need(r.val_fraction >= 0 && r.val_fraction < 1, "rerank.val_fraction must be in [0, 1)");
   need(c.prior_train.bpe_dropout >= 0 && c.prior_train.bpe_dropout < 1, "prior_train.bpe_dropout must be in [0, 1)");
   need(c.prior_train.ema_every >= 1, "prior_train.ema_every must be >= 1");
+  need(c.vae_train.val_fraction >= 0 && c.vae_train.val_fraction < 1, "vae_train.val_fraction must be in [0, 1)");
   need(c.prior_train.nonfinite_loss_limit >= 1 && c.vae_train.nonfinite_loss_limit >= 1,
        "prior_train.nonfinite_loss_limit and vae_train.nonfinite_loss_limit must be >= 1");
 }

@@ -65,6 +65,9 @@ struct VaeTrainConfig {
   // A non-finite loss skips its update (SPEC §3); this many in a row end the run with a
   // checkpoint that --resume continues.
   int nonfinite_loss_limit = 10;
+  // SPEC §1's augmentation (random crop, resize, crop, flip); false = centre crops.
+  bool augment = true;
+  double val_fraction = 0.02;  // images held out by a hash of their name (data/loader.h)
 };
 
 // Prior optimisation (SPEC §3).
@@ -88,6 +91,9 @@ struct PriorTrainConfig {
   double caption_drop = 0.0;  // (ours) replace a caption by all pads with this probability (guidance)
   double bpe_dropout = 0.1;   // skip each applicable BPE merge with this probability when training
   int nonfinite_loss_limit = 10;  // as VaeTrainConfig's
+  // With --encode-on-the-fly: SPEC §3's near-centre crop and random resize, no flip (false:
+  // centre crops). Pre-encoded tokens carry whatever crops `dalle vae encode --crops` made.
+  bool augment = true;
 };
 
 // The contrastive reranker (SPEC §5): a small text transformer over the bundle's BPE ids and a
@@ -107,7 +113,9 @@ struct RerankConfig {
   int64_t warmup_steps = 100;
   double weight_decay = 0.01;
   double ema_decay = 0.99;
-  int val_pairs = 500;     // held out for the retrieval accuracy (pools of 100)
+  int val_pairs = 500;     // held out for the retrieval accuracy (pools of 100), at most
+  double val_fraction = 0.1;  // share of pairs held out, by a hash of their name (data/loader.h)
+  bool augment = true;     // SPEC §3's near-centre crop and random resize; false = centre crops
 };
 
 struct ModelConfig {

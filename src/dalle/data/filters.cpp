@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "dalle/data/caption_filters.h"
+#include "dalle/io/webp.h"
 #include "dalle/util/error.h"
 
 namespace dalle {
@@ -76,6 +77,11 @@ std::string image_truncation_problem(const uint8_t* d, size_t n) {
     }
     return "truncated JPEG (ends before the image data)";
   }
+  if (format == "webp") {
+    // The RIFF header states the size of everything after its first 8 bytes.
+    const uint64_t riff = uint64_t(d[4]) | uint64_t(d[5]) << 8 | uint64_t(d[6]) << 16 | uint64_t(d[7]) << 24;
+    if (riff + 8 > n) return "truncated WebP (the RIFF chunk runs past the end of the file)";
+  }
   return "";
 }
 
@@ -83,11 +89,19 @@ Image image_decode_on_white(const uint8_t* data, size_t size, const std::string&
                             int64_t max_pixels) {
   image_probe_within(data, size, source, max_pixels);
   int w = 0, h = 0, channels = 0;
-  if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels))
-    throw file_error(source, std::string("not a decodable image (") + stbi_failure_reason() + ")");
-  const bool alpha = channels == 2 || channels == 4;
-  uint8_t* pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, alpha ? 4 : 3);
-  if (!pixels) throw file_error(source, std::string("cannot decode image (") + stbi_failure_reason() + ")");
+  std::vector<uint8_t> webp;
+  bool alpha = true;
+  uint8_t* pixels = nullptr;
+  if (webp_signature(data, size)) {
+    webp = webp_decode_rgba(data, size, source, &w, &h);
+    pixels = webp.data();
+  } else {
+    if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels))
+      throw file_error(source, std::string("not a decodable image (") + stbi_failure_reason() + ")");
+    alpha = channels == 2 || channels == 4;
+    pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &channels, alpha ? 4 : 3);
+    if (!pixels) throw file_error(source, std::string("cannot decode image (") + stbi_failure_reason() + ")");
+  }
   Image image;
   image.width = w;
   image.height = h;
@@ -102,7 +116,7 @@ Image image_decode_on_white(const uint8_t* data, size_t size, const std::string&
   } else {
     std::memcpy(image.pixels.data(), pixels, count * 3);
   }
-  stbi_image_free(pixels);
+  if (webp.empty()) stbi_image_free(pixels);
   return image;
 }
 

@@ -2,6 +2,8 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <xxhash.h>
+
 #include <chrono>
 #include <cstring>
 
@@ -31,6 +33,34 @@ std::vector<std::string> caption_list(const std::string& text) {
 }
 
 }  // namespace
+
+NoSamplesError no_samples_error(const std::string& data, int rank, int world) {
+  return NoSamplesError(data + ": no samples for rank " + std::to_string(rank) + " of " + std::to_string(world));
+}
+
+bool loader_holdout(const std::string& key, double fraction) {
+  if (fraction <= 0) return false;
+  // The name without its folder or shard, so moving or resharding the data keeps the split.
+  const size_t cut = key.find_last_of(":/");
+  const std::string_view name = cut == std::string::npos ? std::string_view(key) : std::string_view(key).substr(cut + 1);
+  const uint64_t h = XXH3_64bits(name.data(), name.size());
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < fraction;
+}
+
+std::vector<std::string> loader_epoch_shards(const std::vector<std::string>& shards, uint64_t seed, int64_t epoch,
+                                             int rank, int world, bool shuffle, bool* stride_samples) {
+  std::vector<std::string> order = shards;
+  if (shuffle) {
+    AugmentRng shard_rng(augment_seed(seed, epoch, -1));
+    for (size_t i = order.size(); i > 1; --i)
+      std::swap(order[i - 1], order[static_cast<size_t>(shard_rng.uniform_int(0, static_cast<int>(i) - 1))]);
+  }
+  *stride_samples = order.size() < static_cast<size_t>(world);
+  if (*stride_samples) return order;
+  std::vector<std::string> mine;
+  for (size_t i = static_cast<size_t>(rank); i < order.size(); i += static_cast<size_t>(world)) mine.push_back(order[i]);
+  return mine;
+}
 
 Loader::Loader(LoaderOptions options, LoaderPosition start) : o_(std::move(options)), start_(start) {
   if (o_.batch_size <= 0) throw Error("loader: batch size must be positive");
@@ -63,25 +93,13 @@ void Loader::read_loop() {
   try {
     int64_t seq = 0;
     for (int64_t epoch = start_.epoch;; ++epoch) {
-      // Every rank permutes the shard list the same way, then takes its own part of it.
-      std::vector<std::string> mine;
+      // A fixed subset (max_samples) reads the shards in name order.
       bool stride_samples = true;
-      if (!shards_.empty()) {
-        std::vector<std::string> order = shards_;
-        AugmentRng shard_rng(augment_seed(o_.seed, epoch, -1));
-        for (size_t i = order.size(); i > 1; --i)
-          std::swap(order[i - 1], order[static_cast<size_t>(shard_rng.uniform_int(0, static_cast<int>(i) - 1))]);
-        if (order.size() >= static_cast<size_t>(o_.world)) {
-          stride_samples = false;
-          for (size_t i = static_cast<size_t>(o_.rank); i < order.size(); i += static_cast<size_t>(o_.world))
-            mine.push_back(order[i]);
-        } else {
-          mine = order;
-        }
-      }
+      const std::vector<std::string> mine =
+          loader_epoch_shards(shards_, o_.seed, epoch, o_.rank, o_.world, o_.max_samples < 0, &stride_samples);
       AugmentRng shuffle_rng(augment_seed(o_.seed ^ (0x9e37ull * static_cast<uint64_t>(o_.rank + 1)), epoch, -2));
       std::vector<RawSample> buffer;
-      int64_t index = 0, k = 0;
+      int64_t index = 0, k = 0, read = 0;
       auto emit = [&](RawSample&& raw) -> bool {
         ++index;
         if (epoch == start_.epoch && index <= start_.sample) return true;  // resuming: already consumed
@@ -94,7 +112,9 @@ void Loader::read_loop() {
       };
       auto feed = [&](SampleSource& source) -> bool {
         RawSample raw;
-        while (source.next(raw)) {
+        while ((o_.max_samples < 0 || read < o_.max_samples) && source.next(raw)) {
+          ++read;
+          if (o_.holdout > 0 && loader_holdout(raw.key, o_.holdout) != (o_.split == LoaderSplit::holdout)) continue;
           if (stride_samples && (k++ % o_.world) != o_.rank) continue;
           if (static_cast<int64_t>(buffer.size()) < std::max<int64_t>(1, o_.shuffle_buffer)) {
             buffer.push_back(std::move(raw));
@@ -123,8 +143,7 @@ void Loader::read_loop() {
         buffer.pop_back();
         if (!emit(std::move(raw))) return;
       }
-      if (index == 0)
-        throw file_error(o_.data, "no samples for rank " + std::to_string(o_.rank) + " of " + std::to_string(o_.world));
+      if (index == 0) throw no_samples_error(o_.data, o_.rank, o_.world);
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
@@ -160,7 +179,8 @@ void Loader::work_loop() {
             AugmentRng pick(seed ^ 0xca9710ull);
             r.caption = captions[static_cast<size_t>(pick.uniform_int(0, static_cast<int>(captions.size()) - 1))];
           }
-          r.ok = true;
+          r.ok = !o_.require_caption || !captions.empty();
+          if (o_.all_captions) r.all_captions = captions;
         } catch (const Error&) {
         }
       }
@@ -211,9 +231,46 @@ LoaderBatch Loader::next() {
     skipped_in_a_row = 0;
     std::memcpy(out + static_cast<size_t>(filled) * image_bytes, r.image.pixels.data(), image_bytes);
     batch.captions.push_back(std::move(r.caption));
+    if (o_.all_captions) batch.caption_lists.push_back(std::move(r.all_captions));
     ++filled;
   }
   return batch;
+}
+
+HeldOutSet loader_read_holdout(LoaderOptions o, int64_t max_images) {
+  HeldOutSet out;
+  const int64_t s = o.image_size;
+  out.images = torch::empty({0, s, s, 3}, torch::kUInt8);
+  if (o.holdout <= 0 || max_images <= 0) return out;
+  o.split = LoaderSplit::holdout;
+  o.augment = AugmentKind::centre;
+  o.batch_size = 1;
+  o.shuffle_buffer = 1;  // the source's order: the same images whatever the seed
+  std::vector<torch::Tensor> images;
+  try {
+    Loader loader(o);
+    while (static_cast<int64_t>(images.size()) < max_images) {
+      LoaderBatch b = loader.next();
+      if (b.position.epoch > 0) break;  // wrapped around: every held-out sample is in
+      images.push_back(b.images);
+      out.captions.push_back(b.captions.empty() ? "" : b.captions[0]);
+    }
+  } catch (const NoSamplesError&) {
+    // A source without a single held-out sample ends its first epoch empty: that is no error here.
+  }
+  if (!images.empty()) out.images = torch::cat(images);
+  return out;
+}
+
+std::vector<std::vector<std::string>> loader_read_captions(const std::string& data, int64_t max_samples) {
+  std::vector<std::vector<std::string>> out;
+  auto source = open_sample_source(data);
+  RawSample raw;
+  while (static_cast<int64_t>(out.size()) < max_samples && source->next(raw)) {
+    std::vector<std::string> captions = caption_list(raw.captions_text);
+    if (!captions.empty()) out.push_back(std::move(captions));
+  }
+  return out;
 }
 
 LoaderStats Loader::stats() const {

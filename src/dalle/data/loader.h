@@ -26,8 +26,22 @@
 
 #include "dalle/data/augment.h"
 #include "dalle/data/sample_source.h"
+#include "dalle/util/error.h"
 
 namespace dalle {
+
+// A stream (this rank's part of a split) that ends an epoch without a single sample.
+class NoSamplesError : public Error {
+ public:
+  using Error::Error;
+};
+// "DATA: no samples for rank R of W".
+NoSamplesError no_samples_error(const std::string& data, int rank, int world);
+
+// Which part of the data a loader streams: a held-out sample is one whose name (a file's name,
+// or a tar member's key) hashes into the first `holdout` fraction, so the split is the same for
+// every shard order, rank and epoch, and needs no list of files.
+enum class LoaderSplit { train, holdout };
 
 struct LoaderOptions {
   std::string data;          // anything open_sample_source reads: prepared shards, a folder, a TSV
@@ -41,7 +55,23 @@ struct LoaderOptions {
   int rank = 0;
   int world = 1;
   int64_t max_pixels = int64_t(1) << 26;
+  bool require_caption = false;  // skip (and count) images without a caption
+  bool all_captions = false;     // also deliver every caption of each image (LoaderBatch::caption_lists)
+  double holdout = 0.0;  // share of the samples held out (0: none)
+  LoaderSplit split = LoaderSplit::train;
+  // Only the first N samples of the source in name order (shards unshuffled), -1 = all: a
+  // fixed subset, for small experiments.
+  int64_t max_samples = -1;
 };
+
+// Whether the sample named `key` (RawSample::key) falls in the held-out `fraction`.
+bool loader_holdout(const std::string& key, double fraction);
+
+// This rank's shards for `epoch`: every rank permutes `shards` the same way (unless `shuffle` is
+// false), then takes shards rank, rank + world, ... When there are fewer shards than ranks it
+// returns all of them and sets `stride_samples`: the rank then takes every world-th sample.
+std::vector<std::string> loader_epoch_shards(const std::vector<std::string>& shards, uint64_t seed, int64_t epoch,
+                                             int rank, int world, bool shuffle, bool* stride_samples);
 
 // Where the stream stands: `sample` samples of `epoch` were consumed (this rank's stream).
 struct LoaderPosition {
@@ -53,6 +83,7 @@ struct LoaderPosition {
 struct LoaderBatch {
   torch::Tensor images;               // uint8 [B, S, S, 3]
   std::vector<std::string> captions;  // one per image, picked at random among its captions
+  std::vector<std::vector<std::string>> caption_lists;  // all of them, with options.all_captions
   LoaderPosition position;            // after this batch: save it to resume right after it
 };
 
@@ -84,6 +115,7 @@ class Loader {
     bool ok = false;
     Image image;
     std::string caption;
+    std::vector<std::string> all_captions;
   };
   void read_loop();
   void work_loop();
@@ -105,5 +137,18 @@ class Loader {
   std::thread reader_;
   std::vector<std::thread> workers_;
 };
+
+// The held-out part of `options.data` (options.split is ignored): up to `max_images` samples,
+// centre-cropped (no augmentation), in a fixed order; none when the data holds none. Small
+// enough to keep in memory for every evaluation of a run.
+struct HeldOutSet {
+  torch::Tensor images;  // uint8 [N, S, S, 3], N may be 0
+  std::vector<std::string> captions;
+};
+HeldOutSet loader_read_holdout(LoaderOptions options, int64_t max_images);
+
+// The captions (one list per sample, normalised, empty lines dropped) of the first `max_samples`
+// samples of `data` in source order, without decoding any image: enough to learn a tokenizer.
+std::vector<std::vector<std::string>> loader_read_captions(const std::string& data, int64_t max_samples);
 
 }  // namespace dalle

@@ -1,5 +1,7 @@
 #include "dalle/data/shapes.h"
 
+#include "dalle/data/tar_shards.h"
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -332,31 +334,54 @@ void shapes_write(const std::string& dir, const ShapesOptions& options,
                   const std::function<void(int64_t)>& progress) {
   make_dirs(dir);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
+  // Work units: one image (a folder of files) or one shard of `shard_size` images.
+  const int64_t per_unit = options.shard_size > 0 ? options.shard_size : 1;
+  const int64_t units = (options.count + per_unit - 1) / per_unit;
   std::atomic<int64_t> next{0}, done{0};
   std::atomic<bool> failed{false};
   std::string failure;
   std::mutex failure_mutex;
+  auto write_unit = [&](int64_t unit) {
+    char name[32];
+    const int64_t first = unit * per_unit, last = std::min(options.count, first + per_unit);
+    if (options.shard_size > 0) {
+      std::snprintf(name, sizeof(name), "shard-%06lld.tar", static_cast<long long>(unit));
+      TarShardWriter writer(path_join(dir, name));  // written to a temporary name, renamed when complete
+      for (int64_t i = first; i < last && !failed; ++i) {
+        ShapesSample sample = shapes_render(i, options);
+        std::snprintf(name, sizeof(name), "%09lld", static_cast<long long>(i));
+        const std::vector<uint8_t> png = image_encode_png(sample.image);
+        std::string text;
+        for (const auto& c : sample.captions) text += c + '\n';
+        writer.add(std::string(name) + ".png", png.data(), png.size());
+        writer.add(std::string(name) + ".txt", text.data(), text.size());
+        ++done;
+      }
+      writer.close();
+      return;
+    }
+    ShapesSample sample = shapes_render(first, options);
+    std::snprintf(name, sizeof(name), "%06lld", static_cast<long long>(first));
+    const std::string base = path_join(dir, name);
+    const std::vector<uint8_t> png = image_encode_png(sample.image);
+    std::ofstream img_out(base + ".png", std::ios::binary);
+    img_out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
+    std::ofstream txt_out(base + ".txt");
+    for (const auto& c : sample.captions) txt_out << c << '\n';
+    if (!img_out || !txt_out) throw file_error(base + ".png", "write failed");
+    ++done;
+  };
   auto worker = [&] {
     for (;;) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= options.count || failed) return;
+      const int64_t unit = next.fetch_add(1);
+      if (unit >= units || failed) return;
       try {
-        ShapesSample sample = shapes_render(i, options);
-        char stem[32];
-        std::snprintf(stem, sizeof(stem), "%06lld", static_cast<long long>(i));
-        const std::string base = path_join(dir, stem);
-        const std::vector<uint8_t> png = image_encode_png(sample.image);
-        std::ofstream img_out(base + ".png", std::ios::binary);
-        img_out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-        std::ofstream txt_out(base + ".txt");
-        for (const auto& c : sample.captions) txt_out << c << '\n';
-        if (!img_out || !txt_out) throw file_error(base + ".png", "write failed");
+        write_unit(unit);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(failure_mutex);
         if (!failed.exchange(true)) failure = e.what();
         return;
       }
-      ++done;
     }
   };
   std::vector<std::thread> pool;

@@ -22,6 +22,9 @@ struct ShapesOptions {
   ShapesSplit split = ShapesSplit::train;
   int captions_per_image = 3;
   int threads = 0;  // 0 = all cores
+  // > 0: write WebDataset tar shards of this many images (shard-NNNNNN.tar, members
+  // NNNNNNNNN.png + .txt) instead of a folder of files: what a million images need.
+  int64_t shard_size = 0;
 };
 
 struct ShapesSample {
@@ -36,8 +39,8 @@ const std::vector<std::pair<std::string, std::string>>& shapes_heldout_pairs();
 
 ShapesSample shapes_render(int64_t index, const ShapesOptions& options);
 
-// Writes NNNNNN.png and NNNNNN.txt (one caption per line) into `dir`. `progress(done)` is
-// called from the writing threads' coordinator.
+// Writes NNNNNN.png and NNNNNN.txt (one caption per line) into `dir`, or tar shards of them
+// (options.shard_size). `progress(done)` is called from the writing threads' coordinator.
 void shapes_write(const std::string& dir, const ShapesOptions& options,
                   const std::function<void(int64_t)>& progress = {});
 

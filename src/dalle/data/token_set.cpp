@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 
 #include "dalle/io/safetensors.h"
 #include "dalle/util/error.h"
@@ -23,54 +25,101 @@ std::string shard_stem(const std::string& dir, int64_t shard) {
 
 }  // namespace
 
-void token_set_write(const std::string& dir, const TokenSet& set, int64_t shard_size) {
-  make_dirs(dir);
-  const int64_t n = set.tokens.size(0);
-  for (int64_t start = 0, shard = 0; start < n; start += shard_size, ++shard) {
-    const int64_t count = std::min(shard_size, n - start);
-    const std::string stem = shard_stem(dir, shard);
-    std::string lines;
-    for (int64_t i = start; i < start + count; ++i)
-      // Invalid UTF-8 in a caption becomes U+FFFD rather than failing the whole shard.
-      lines += nlohmann::json(set.captions[static_cast<size_t>(i)])
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-               "\n";
-    write_file_atomic(stem + ".captions.jsonl", lines);
-    SafeTensors st;
-    st.tensors["tokens"] = set.tokens.narrow(0, start, count).to(torch::kInt32);
-    st.dtypes["tokens"] = "U16";
-    safetensors_save(stem + ".safetensors", st);
+namespace {
+
+void write_shard(const std::string& stem, const torch::Tensor& tokens, const std::vector<std::vector<std::string>>& captions) {
+  std::string lines;
+  for (const auto& c : captions)
+    // Invalid UTF-8 in a caption becomes U+FFFD rather than failing the whole shard.
+    lines += nlohmann::json(c).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  write_file_atomic(stem + ".captions.jsonl", lines);
+  SafeTensors st;
+  st.tensors["tokens"] = tokens.to(torch::kInt32);
+  st.dtypes["tokens"] = "U16";
+  safetensors_save(stem + ".safetensors", st);
+}
+
+}  // namespace
+
+TokenSetWriter::TokenSetWriter(std::string dir, int64_t shard_size) : dir_(std::move(dir)), shard_size_(shard_size) {
+  if (shard_size_ <= 0) throw Error("token shards need a positive size");
+  make_dirs(dir_);
+}
+
+void TokenSetWriter::add(const torch::Tensor& tokens, const std::vector<std::vector<std::string>>& captions) {
+  if (tokens.size(0) != static_cast<int64_t>(captions.size()))
+    throw Error("token writer: " + std::to_string(tokens.size(0)) + " rows of tokens for " +
+                std::to_string(captions.size()) + " caption lists");
+  for (int64_t i = 0; i < tokens.size(0); ++i) {
+    pending_.push_back(tokens[i]);
+    buffer_.captions.push_back(captions[static_cast<size_t>(i)]);
+    ++samples_;
+    if (static_cast<int64_t>(pending_.size()) == shard_size_) flush();
   }
 }
 
-TokenSet token_set_read(const std::string& dir) {
+void TokenSetWriter::flush() {
+  if (pending_.empty()) return;
+  write_shard(shard_stem(dir_, shard_++), torch::stack(pending_), buffer_.captions);
+  pending_.clear();
+  buffer_.captions.clear();
+}
+
+void TokenSetWriter::close() { flush(); }
+
+void token_set_write(const std::string& dir, const TokenSet& set, int64_t shard_size) {
+  TokenSetWriter writer(dir, shard_size);
+  writer.add(set.tokens, set.captions);
+  writer.close();
+}
+
+std::vector<std::string> token_shard_stems(const std::string& dir) {
   if (!is_directory(dir)) throw file_error(dir, "not a token folder (make one with `dalle vae encode`)");
+  std::vector<std::string> stems;
+  for (int64_t shard = 0; path_exists(shard_stem(dir, shard) + ".safetensors"); ++shard)
+    stems.push_back(shard_stem(dir, shard));
+  if (stems.empty()) throw file_error(dir, "no shard-000000.safetensors (make tokens with `dalle vae encode`)");
+  return stems;
+}
+
+std::vector<std::vector<std::string>> token_shard_read_captions(const std::string& stem, int64_t max_lines) {
+  const std::string path = stem + ".captions.jsonl";
+  std::ifstream in(path);
+  if (!in) throw file_error(path, "missing captions for this shard");
+  std::vector<std::vector<std::string>> captions;
+  std::string line;
+  while (static_cast<int64_t>(captions.size()) < max_lines && std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_array())
+      throw file_error(path, "line " + std::to_string(captions.size() + 1) + ": not a JSON array");
+    captions.push_back(j.get<std::vector<std::string>>());
+  }
+  return captions;
+}
+
+TokenSet token_shard_read(const std::string& stem) {
+  const std::string path = stem + ".safetensors";
+  SafeTensors st = safetensors_load(path);
+  auto it = st.tensors.find("tokens");
+  if (it == st.tensors.end() || it->second.dim() != 3) throw file_error(path, "needs a 3-d tensor named 'tokens'");
+  TokenSet set;
+  set.tokens = it->second.to(torch::kInt64);
+  set.captions = token_shard_read_captions(stem, std::numeric_limits<int64_t>::max());
+  if (static_cast<int64_t>(set.captions.size()) != set.tokens.size(0))
+    throw file_error(stem + ".captions.jsonl", std::to_string(set.captions.size()) + " caption lines for " +
+                                                   std::to_string(set.tokens.size(0)) + " images");
+  return set;
+}
+
+TokenSet token_set_read(const std::string& dir) {
   std::vector<torch::Tensor> parts;
   TokenSet set;
-  for (int64_t shard = 0;; ++shard) {
-    const std::string stem = shard_stem(dir, shard);
-    if (!path_exists(stem + ".safetensors")) break;
-    SafeTensors st = safetensors_load(stem + ".safetensors");
-    auto it = st.tensors.find("tokens");
-    if (it == st.tensors.end() || it->second.dim() != 3)
-      throw file_error(stem + ".safetensors", "needs a 3-d tensor named 'tokens'");
-    std::ifstream in(stem + ".captions.jsonl");
-    if (!in) throw file_error(stem + ".captions.jsonl", "missing captions for this shard");
-    std::string line;
-    int64_t lineno = 0;
-    while (std::getline(in, line)) {
-      ++lineno;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_array())
-        throw file_error(stem + ".captions.jsonl", "line " + std::to_string(lineno) + ": not a JSON array");
-      set.captions.push_back(j.get<std::vector<std::string>>());
-    }
-    if (lineno != it->second.size(0))
-      throw file_error(stem + ".captions.jsonl", std::to_string(lineno) + " caption lines for " +
-                                                     std::to_string(it->second.size(0)) + " images");
-    parts.push_back(it->second.to(torch::kInt64));
+  for (const std::string& stem : token_shard_stems(dir)) {
+    TokenSet shard = token_shard_read(stem);
+    parts.push_back(shard.tokens);
+    set.captions.insert(set.captions.end(), std::make_move_iterator(shard.captions.begin()),
+                        std::make_move_iterator(shard.captions.end()));
   }
-  if (parts.empty()) throw file_error(dir, "no shard-000000.safetensors (make tokens with `dalle vae encode`)");
   set.tokens = torch::cat(parts, 0);
   return set;
 }

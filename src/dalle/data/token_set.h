@@ -18,6 +18,34 @@ struct TokenSet {
 };
 
 void token_set_write(const std::string& dir, const TokenSet& set, int64_t shard_size = 10000);
+
+// Writes a token folder incrementally, a shard each `shard_size` samples: what streaming
+// encoders use, so memory holds one shard at most.
+class TokenSetWriter {
+ public:
+  TokenSetWriter(std::string dir, int64_t shard_size = 10000);
+  // tokens [n, h, w] (any integer type), one caption list per row.
+  void add(const torch::Tensor& tokens, const std::vector<std::vector<std::string>>& captions);
+  void close();  // writes the last, partial shard
+  int64_t samples() const { return samples_; }
+
+ private:
+  void flush();
+  std::string dir_;
+  int64_t shard_size_;
+  int64_t shard_ = 0, samples_ = 0;
+  std::vector<torch::Tensor> pending_;  // rows of the shard being filled
+  TokenSet buffer_;                     // their captions
+};
+// The whole folder in memory (small sets; training streams it with data/token_loader.h).
 TokenSet token_set_read(const std::string& dir);
+
+// The stems (DIR/shard-NNNNNN) of a token folder's shards, in order; throws naming `dir` when
+// it is not a token folder or has none.
+std::vector<std::string> token_shard_stems(const std::string& dir);
+// One shard, checked: tokens and one caption list per image.
+TokenSet token_shard_read(const std::string& stem);
+// The first `max_lines` caption lists of a shard, without its tokens.
+std::vector<std::vector<std::string>> token_shard_read_captions(const std::string& stem, int64_t max_lines);
 
 }  // namespace dalle

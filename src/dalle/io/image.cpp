@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "dalle/io/webp.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 
@@ -104,7 +105,8 @@ ImageHeader image_probe(const uint8_t* data, size_t size, const std::string& sou
   if (size == 0) throw file_error(source, "empty image file");
   if (size > static_cast<size_t>(INT32_MAX)) throw file_error(source, "image file too large");
   ImageHeader h;
-  if (probe_png(data, size, h) || probe_jpeg(data, size, h)) {
+  if (webp_signature(data, size)) webp_size(data, size, source, &h.width, &h.height);
+  if (h.width > 0 || probe_png(data, size, h) || probe_jpeg(data, size, h)) {
     if (h.width <= 0 || h.height <= 0) throw file_error(source, "image header declares a zero size");
     return h;
   }
@@ -128,6 +130,15 @@ Image image_decode(const uint8_t* data, size_t size, const std::string& source,
                    int64_t max_pixels) {
   image_probe_within(data, size, source, max_pixels);
   int w = 0, h = 0, c = 0;
+  if (webp_signature(data, size)) {  // RGB: the alpha channel is dropped, as stb does below
+    const std::vector<uint8_t> rgba = webp_decode_rgba(data, size, source, &w, &h);
+    Image image;
+    image.width = w;
+    image.height = h;
+    image.pixels.resize(static_cast<size_t>(w) * h * 3);
+    for (size_t i = 0; i < static_cast<size_t>(w) * h; ++i) std::memcpy(&image.pixels[i * 3], &rgba[i * 4], 3);
+    return image;
+  }
   uint8_t* pixels = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &c, 3);
   if (!pixels)
     throw file_error(source, std::string("cannot decode image (") + stbi_failure_reason() + ")");

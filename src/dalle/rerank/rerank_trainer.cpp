@@ -5,10 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
 
 #include "dalle/bundle/bundle.h"
-#include "dalle/data/image_folder.h"
+#include "dalle/data/loader.h"
 #include "dalle/rerank/contrastive_loss.h"
 #include "dalle/rerank/reranker.h"
 #include "dalle/rerank/retrieval.h"
@@ -25,6 +24,9 @@ namespace dalle {
 namespace {
 
 constexpr int kRetrievalPool = 100;
+// Captions read to learn a tokenizer when none is given: plenty for a BPE vocabulary, bounded for
+// web-scale sources.
+constexpr int64_t kTokenizerSampleSize = 200000;
 
 // Decay on matrices and conv kernels only, as CLIP (not on gains, biases, embeddings, temperature).
 bool decays(const std::string& name) {
@@ -45,73 +47,73 @@ torch::Tensor to_float_images(const torch::Tensor& u8) { return u8.permute({0, 3
 }  // namespace
 
 RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptions& opt) {
-  make_dirs(opt.out);
+  detect_source_format(opt.data);  // a missing or unknown source fails before anything is written
   const std::string ckpt_path = path_join(opt.out, kCheckpointFile);
   if (!opt.resume && path_exists(ckpt_path))
     throw file_error(opt.out, "already holds a training run; pass --resume to continue it or pick a new -o");
   ModelConfig config = opt.resume ? config_load(path_join(opt.out, kConfigFile)) : preset;
   RerankConfig& rc = config.rerank;
   if (opt.steps >= 0) rc.steps = opt.steps;
-
-  ProgressBar load_bar("loading images", 0, "img");
-  ImageSet data = image_set_load(opt.data, rc.image_size, /*require_captions=*/true, opt.threads, opt.max_images,
-                                 [&](int64_t done, int64_t total) {
-                                   if (opt.quiet) return;
-                                   load_bar.set_total(total);
-                                   load_bar.update(done);
-                                 });
-  if (!opt.quiet) load_bar.finish();
-  const int64_t n_all = data.images.size(0);
-  const int64_t n_val = std::min<int64_t>(rc.val_pairs, n_all / 5);
-  const int64_t n_train = n_all - n_val;
-  if (n_train < rc.batch)
-    throw Error("rerank: " + std::to_string(n_train) + " training pairs, fewer than rerank.batch = " +
-                std::to_string(rc.batch));
-
-  const Tokenizer tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume,
-                                                opt.tokenizer, data.captions, config.prior.text_vocab);
-  const int vocab = tokenizer.vocab_size();
-
-  // Every caption encoded once: row offsets into one id table.
-  std::vector<std::string> flat;
-  std::vector<int64_t> first_caption;
-  for (const auto& c : data.captions) {
-    first_caption.push_back(static_cast<int64_t>(flat.size()));
-    flat.insert(flat.end(), c.begin(), c.end());
+  LoaderPosition position;
+  int64_t start = 0;
+  if (opt.resume) {
+    const nlohmann::json state = checkpoint_read_state(ckpt_path);
+    start = state.at("step").get<int64_t>();
+    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
   }
-  first_caption.push_back(static_cast<int64_t>(flat.size()));
-  const torch::Tensor caption_ids = rerank_encode_captions(tokenizer, flat, rc, vocab);
 
+  // Pairs stream (data/loader.h) with SPEC §3's augmentation (near-centre crop, random resize,
+  // no flip) unless rerank.augment is off; one caption per image per epoch, drawn at random.
+  LoaderOptions lo;
+  lo.data = opt.data;
+  lo.image_size = rc.image_size;
+  lo.augment = rc.augment ? AugmentKind::prior : AugmentKind::centre;
+  lo.batch_size = rc.batch;
+  lo.workers = opt.workers;
+  lo.shuffle_buffer = opt.shuffle_buffer;
+  lo.seed = opt.seed;
+  lo.holdout = rc.val_fraction;
+  lo.max_samples = opt.max_images;
+  lo.require_caption = true;
+  const HeldOutSet held_out = loader_read_holdout(lo, rc.val_pairs);
+  const int64_t n_val = held_out.images.size(0);
+  Loader loader(lo, position);
+  LoaderBatch batch = loader.next();  // fails here, before the run folder exists, on unusable data
+
+  make_dirs(opt.out);
+  const Tokenizer tokenizer =
+      tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
+                        opt.tokenizer.empty() && !opt.resume ? loader_read_captions(opt.data, kTokenizerSampleSize)
+                                                             : std::vector<std::vector<std::string>>{},
+                        config.prior.text_vocab);
+  const int vocab = tokenizer.vocab_size();
   torch::manual_seed(opt.seed);
   Reranker model(rc, vocab);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : model->named_parameters(true)) params.emplace_back(item.key(), item.value());
   AdamW optimizer(params, {0.9, 0.98, 1e-6, rc.weight_decay}, decays);
   Ema ema(*model);
-  int64_t start = 0;
-  if (opt.resume) start = checkpoint_load(ckpt_path, *model, optimizer, ema)["step"].get<int64_t>();
+  if (opt.resume) checkpoint_load(ckpt_path, *model, optimizer, ema);
   config_save(path_join(opt.out, kConfigFile), config);
   Reranker shipped(rc, vocab);
   shipped->eval();
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();
   if (!opt.quiet)
-    std::fprintf(stderr, "rerank: %lld params, %lld train / %lld held-out pairs (%lld skipped), tokenizer %d ids\n"
-                 "config: %s\n", static_cast<long long>(n_params), static_cast<long long>(n_train),
-                 static_cast<long long>(n_val), static_cast<long long>(data.skipped), vocab,
-                 config_to_json(config)["rerank"].dump().c_str());
+    std::fprintf(stderr, "rerank: %lld params, streaming %s (%s), %lld held-out pairs, tokenizer %d ids\nconfig: %s\n",
+                 static_cast<long long>(n_params), opt.data.c_str(), rc.augment ? "augmented" : "centre crops",
+                 static_cast<long long>(n_val), vocab, config_to_json(config)["rerank"].dump().c_str());
 
-  // Held-out pairs: each image with its first caption, scored with the EMA weights that ship.
+  // Held-out pairs: each image with one of its captions, scored with the EMA weights that ship.
+  const torch::Tensor val_ids = n_val > 0 ? rerank_encode_captions(tokenizer, held_out.captions, rc, vocab) : torch::Tensor();
   auto evaluate = [&]() {
     torch::InferenceMode inference;
     ema.copy_to(*shipped);
     std::vector<torch::Tensor> text, image;
-    for (int64_t i = n_train; i < n_all; i += 256) {
-      const int64_t b = std::min<int64_t>(256, n_all - i);
-      std::vector<int64_t> rows;
-      for (int64_t r = i; r < i + b; ++r) rows.push_back(first_caption[static_cast<size_t>(r)]);
-      text.push_back(shipped->embed_text(caption_ids.index_select(0, torch::tensor(rows))));
-      image.push_back(shipped->embed_images(to_float_images(data.images.narrow(0, i, b))));
+    for (int64_t i = 0; i < n_val; i += 256) {
+      const int64_t b = std::min<int64_t>(256, n_val - i);
+      text.push_back(shipped->embed_text(val_ids.narrow(0, i, b)));
+      image.push_back(shipped->embed_images(to_float_images(held_out.images.narrow(0, i, b))));
     }
     const RetrievalHits hits = retrieval_hits(torch::cat(text), torch::cat(image), kRetrievalPool);
     RetrievalAccuracy acc;
@@ -122,7 +124,8 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     return acc;
   };
   auto save_all = [&](int64_t step) {
-    checkpoint_save(ckpt_path, *model, optimizer, ema, {{"step", step}, {"seed", opt.seed}});
+    checkpoint_save(ckpt_path, *model, optimizer, ema,
+                    {{"step", step}, {"seed", opt.seed}, {"data_epoch", position.epoch}, {"data_sample", position.sample}});
     ema.copy_to(*shipped);
     reranker_save(path_join(opt.out, kRerankWeightsFile), shipped, step, tokenizer.fingerprint());
   };
@@ -133,17 +136,12 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   const auto t0 = std::chrono::steady_clock::now();
   model->train();
   for (int64_t step = start; step < rc.steps; ++step) {
-    std::mt19937_64 rng(static_cast<uint64_t>(step) * 0x9e3779b97f4a7c15ull ^ opt.seed);
-    const std::vector<int64_t> rows = batch_indices(n_train, rc.batch, step, opt.seed);
-    std::vector<int64_t> picked;
-    for (int64_t r : rows) {
-      const int64_t lo = first_caption[static_cast<size_t>(r)], hi = first_caption[static_cast<size_t>(r) + 1];
-      picked.push_back(lo + std::uniform_int_distribution<int64_t>(0, hi - lo - 1)(rng));
-    }
+    if (step > start) batch = loader.next();  // the first batch was read before the loop
+    position = batch.position;
     const double lr = lr_at(rc, step, rc.steps);
     optimizer.zero_grad();
-    const torch::Tensor text = model->embed_text(caption_ids.index_select(0, torch::tensor(picked)));
-    const torch::Tensor image = model->embed_images(to_float_images(data.images.index_select(0, torch::tensor(rows))));
+    const torch::Tensor text = model->embed_text(rerank_encode_captions(tokenizer, batch.captions, rc, vocab));
+    const torch::Tensor image = model->embed_images(to_float_images(batch.images));
     const torch::Tensor loss = contrastive_loss(text, image, model->log_scale);
     loss.backward();
     optimizer.step(lr);
@@ -162,7 +160,8 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     const double pairs_per_s = (step - start + 1) * rc.batch / std::max(elapsed, 1e-9);
     nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"lr", lr},
                              {"temperature", 1 / std::exp(model->log_scale.item<double>())},
-                             {"pairs_per_s", pairs_per_s}};
+                             {"pairs_per_s", pairs_per_s}, {"epoch", position.epoch},
+                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)}};
     const bool last = step + 1 == rc.steps;
     if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       result.val = evaluate();

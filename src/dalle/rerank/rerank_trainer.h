@@ -1,5 +1,5 @@
-// `dalle rerank train`: the contrastive reranker's training loop on image-caption pairs (any
-// source data/image_folder.h reads): AdamW, warm-up then cosine decay, EMA, a held-out split
+// `dalle rerank train`: the contrastive reranker's training loop on image-caption pairs streamed
+// from any source data/loader.h reads, with SPEC §3's augmentation: AdamW, warm-up then cosine decay, EMA, a held-out split
 // scored by caption->image retrieval, metrics.jsonl, atomic checkpoints and exact resume.
 // The run folder holds rerank.safetensors (EMA weights, self-describing), config.json and the
 // tokenizer; copy rerank.safetensors into a bundle to have `dalle generate` rerank with it.
@@ -21,7 +21,9 @@ struct RerankTrainOptions {
   int threads = 0;
   int64_t val_every = 500;
   int64_t save_every = 500;
-  int64_t max_images = -1;  // -1 = all
+  int64_t max_images = -1;  // only the first N pairs of the data (name order), -1 = all
+  int workers = 2;           // image decoding + augmentation threads
+  int64_t shuffle_buffer = 1000;
   bool quiet = false;
 };
 

@@ -21,13 +21,30 @@ void checkpoint_save(const std::string& path, const torch::nn::Module& model, co
   safetensors_save(path, st);
 }
 
-nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
-                               Ema& ema) {
+namespace {
+
+SafeTensors load_checkpoint_file(const std::string& path) {
   if (!path_exists(path)) throw file_error(path, "no checkpoint to resume from");
   SafeTensors st = safetensors_load(path);
-  auto state_it = st.metadata.find("state");
-  if (st.metadata.count("format") == 0 || state_it == st.metadata.end())
+  if (st.metadata.count("format") == 0 || st.metadata.count("state") == 0)
     throw file_error(path, "not a dalle training checkpoint (no training state)");
+  return st;
+}
+
+nlohmann::json parse_state(const SafeTensors& st, const std::string& path) {
+  nlohmann::json state = nlohmann::json::parse(st.metadata.at("state"), nullptr, false);
+  if (state.is_discarded() || !state.is_object() || !state.contains("step"))
+    throw file_error(path, "corrupt training state");
+  return state;
+}
+
+}  // namespace
+
+nlohmann::json checkpoint_read_state(const std::string& path) { return parse_state(load_checkpoint_file(path), path); }
+
+nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
+                               Ema& ema) {
+  SafeTensors st = load_checkpoint_file(path);
   // Only the "model." tensors are checked against the module; others are ours.
   SafeTensors weights;
   for (const auto& [name, t] : st.tensors)
@@ -36,10 +53,7 @@ nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model
   module_load_weights(model, weights, path, "model.");
   ema.load_state(st, "ema.", path);
   optimizer.load_state(st, path);
-  nlohmann::json state = nlohmann::json::parse(state_it->second, nullptr, false);
-  if (state.is_discarded() || !state.is_object() || !state.contains("step"))
-    throw file_error(path, "corrupt training state");
-  return state;
+  return parse_state(st, path);
 }
 
 namespace {

@@ -17,6 +17,8 @@ constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 
 void checkpoint_save(const std::string& path, const torch::nn::Module& model, const AdamW& optimizer,
                      const Ema& ema, const nlohmann::json& state);
+// The saved training state alone (step, data position, ...), before any model exists.
+nlohmann::json checkpoint_read_state(const std::string& path);
 // Restores model, optimizer and EMA in place; returns the saved state.
 nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
                                Ema& ema);

@@ -10,7 +10,6 @@
 #include <random>
 
 #include "dalle/bundle/bundle.h"
-#include "dalle/data/token_set.h"
 #include "dalle/io/weights.h"
 #include "dalle/prior/loss.h"
 #include "dalle/sample/generate.h"
@@ -20,6 +19,7 @@
 #include "dalle/train/matmul_peak.h"
 #include "dalle/train/metrics_log.h"
 #include "dalle/train/nonfinite_losses.h"
+#include "dalle/train/prior_data.h"
 #include "dalle/train/precision.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
@@ -42,15 +42,14 @@ struct Batch {
   torch::Tensor text, image;
 };
 
-// Picks one caption per row and encodes it, with BPE dropout when training (SPEC §2).
+// Picks one caption per sample and encodes it, with BPE dropout when training (SPEC §2).
 // `caption_drop`: probability of replacing a caption by all pads, so the same model also learns
-// the unconditional distribution that classifier-free guidance needs.
-Batch make_batch(const std::vector<std::vector<std::string>>& captions, const Tokenizer& tokenizer,
-                 const torch::Tensor& tokens, const std::vector<int64_t>& rows, const PriorConfig& pc,
-                 std::mt19937_64& rng, double bpe_dropout = 0.0, double caption_drop = 0.0) {
+// the unconditional distribution that classifier-free guidance needs. Captions longer than
+// text_len tokens are cut; `truncated` counts them.
+Batch make_batch(const TokenBatch& data, const Tokenizer& tokenizer, const PriorConfig& pc, std::mt19937_64& rng,
+                 double bpe_dropout, double caption_drop, int64_t* truncated) {
   std::vector<int64_t> text;
-  for (int64_t r : rows) {
-    const auto& options = captions[static_cast<size_t>(r)];
+  for (const auto& options : data.captions) {
     std::vector<int> ids;
     if (!options.empty()) {
       const auto& picked = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
@@ -58,27 +57,35 @@ Batch make_batch(const std::vector<std::vector<std::string>>& captions, const To
     }
     const bool drop = caption_drop > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < caption_drop;
     if (drop) ids.clear();
+    if (truncated && static_cast<int64_t>(ids.size()) > pc.text_len) ++*truncated;
     const auto padded = pad_text(ids, pc.text_len, pc.text_vocab);
     text.insert(text.end(), padded.begin(), padded.end());
   }
   Batch b;
-  b.text = torch::tensor(text, torch::kLong).view({static_cast<int64_t>(rows.size()), pc.text_len});
-  b.image = tokens.index_select(0, torch::tensor(rows)).flatten(1);
+  b.text = torch::tensor(text, torch::kLong).view({static_cast<int64_t>(data.captions.size()), pc.text_len});
+  b.image = data.tokens.flatten(1);
   return b;
 }
+
+// Captions read to learn a tokenizer when none is given: plenty for a BPE vocabulary, bounded
+// for web-scale folders.
+constexpr int64_t kTokenizerSampleSize = 200000;
 
 }  // namespace
 
 PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& opt) {
-  make_dirs(opt.out);
   const std::string ckpt_path = path_join(opt.out, kCheckpointFile);
   if (!opt.resume && path_exists(ckpt_path))
     throw file_error(opt.out, "already holds a training run; pass --resume to continue it or pick a new -o");
 
-  // A token folder carries the VAE that made it; that VAE decides the grid and vocabulary.
-  TokenSet data = token_set_read(opt.data);
+  // The samples' dVAE (the token folder's, or --vae's when encoding on the fly) decides the grid
+  // and vocabulary.
+  PriorDataOptions data_options;
+  data_options.data = opt.data;
+  data_options.vae = opt.encode_on_the_fly ? opt.vae : "";
+  prior_data_check(data_options);  // unreadable data: an error before anything is written
   ModelConfig vae_config;
-  Dvae vae = vae_load(opt.data, &vae_config);
+  Dvae vae = prior_data_vae(data_options, &vae_config);
   ModelConfig config = opt.resume ? config_load(path_join(opt.out, kConfigFile)) : preset;
   if (!opt.resume) {
     config.vae = vae_config.vae;
@@ -91,16 +98,23 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   if (opt.steps >= 0) tc.steps = opt.steps;
   const PriorConfig& pc = config.prior;
 
-  if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
-    throw file_error(opt.data, "token grid does not match the VAE config");
+  // The samples stream (train/prior_data.h): memory holds a shard (or a few batches of images)
+  // and the shuffle buffer, and a hash of each sample's name holds out val_fraction of them.
+  data_options.batch_size = tc.batch;
+  data_options.shuffle_buffer = opt.shuffle_buffer;
+  data_options.seed = opt.seed;
+  data_options.holdout = tc.val_fraction;
+  data_options.augment = tc.augment;
+  data_options.workers = opt.workers;
+  const TokenBatch held_out = prior_data_holdout(data_options, vae, opt.val_samples);
+  const int64_t n_val = held_out.tokens.defined() ? held_out.tokens.size(0) : 0;
 
-  const Tokenizer tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume,
-                                                opt.tokenizer, data.captions, pc.text_vocab);
-
-  const std::vector<std::vector<std::string>>& captions = data.captions;
-  const int64_t n_all = data.tokens.size(0);
-  const int64_t n_val = n_all >= 20 ? std::max<int64_t>(1, static_cast<int64_t>(n_all * tc.val_fraction)) : 0;
-  const int64_t n_train = n_all - n_val;
+  make_dirs(opt.out);
+  const Tokenizer tokenizer =
+      tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
+                        opt.tokenizer.empty() && !opt.resume ? prior_data_captions(data_options, kTokenizerSampleSize)
+                                                             : std::vector<std::vector<std::string>>{},
+                        pc.text_vocab);
 
   torch::manual_seed(opt.seed);
   Prior prior = prior_create(config);
@@ -113,6 +127,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
+  LoaderPosition position;
+  int64_t truncated = 0;  // training captions cut to text_len tokens so far
   int64_t start = 0;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *prior, optimizer, ema);
@@ -123,15 +139,19 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     plateau.halvings_ = state.value("plateau_halvings", 0);
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
     nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
+    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
+    truncated = state.value("captions_truncated", int64_t(0));
   }
+  const std::unique_ptr<PriorData> data_stream = prior_data_open(data_options, vae, position);
   config_save(path_join(opt.out, kConfigFile), config);
-  std::filesystem::copy_file(path_join(opt.data, kVaeWeightsFile), path_join(opt.out, kVaeWeightsFile),
+  std::filesystem::copy_file(path_join(opt.encode_on_the_fly ? opt.vae : opt.data, kVaeWeightsFile),
+                             path_join(opt.out, kVaeWeightsFile),
                              std::filesystem::copy_options::overwrite_existing);
   const int64_t n_params = prior_param_count(pc, config.vae.grid(), config.vae.grid(), config.vae.vocab);
   if (!opt.quiet)
-    std::fprintf(stderr, "prior: %lld params, %lld train / %lld val images, tokenizer %d ids\nconfig: %s\n",
-                 static_cast<long long>(n_params), static_cast<long long>(n_train),
-                 static_cast<long long>(n_val), tokenizer.vocab_size(), config_to_json(config).dump().c_str());
+    std::fprintf(stderr, "prior: %lld params, streaming %s, %lld held-out samples, tokenizer %d ids\nconfig: %s\n",
+                 static_cast<long long>(n_params), opt.data.c_str(), static_cast<long long>(n_val),
+                 tokenizer.vocab_size(), config_to_json(config).dump().c_str());
 
   // MFU against the peak of the precision the products run in (bf16 runs ~2x the fp32 peak here).
   const double peak = matmul_peak_flops(bf16 ? torch::kBFloat16 : torch::kFloat32);
@@ -149,7 +169,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
                     {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
                      {"plateau_sum", plateau.sum_}, {"plateau_count", plateau.count_},
                      {"plateau_halvings", plateau.halvings_}, {"grad_scales", scales.state()},
-                     {"nonfinite_in_a_row", nonfinite.in_a_row()}});
+                     {"nonfinite_in_a_row", nonfinite.in_a_row()}, {"data_epoch", position.epoch},
+                     {"data_sample", position.sample}, {"captions_truncated", truncated}});
     ema.copy_to(*bundle.prior);
     SafeTensors weights;
     module_weights_into(*bundle.prior, weights);
@@ -163,10 +184,12 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     double text = 0, image = 0;
     int64_t batches = 0;
     std::mt19937_64 rng(12345);
-    for (int64_t i = n_train; i < n_all; i += tc.batch) {
-      std::vector<int64_t> rows;
-      for (int64_t r = i; r < std::min(n_all, i + tc.batch); ++r) rows.push_back(r);
-      Batch b = make_batch(captions, tokenizer, data.tokens, rows, pc, rng);
+    for (int64_t i = 0; i < n_val; i += tc.batch) {
+      TokenBatch part;
+      const int64_t count = std::min<int64_t>(tc.batch, n_val - i);
+      part.tokens = held_out.tokens.narrow(0, i, count);
+      part.captions.assign(held_out.captions.begin() + i, held_out.captions.begin() + i + count);
+      Batch b = make_batch(part, tokenizer, pc, rng, 0.0, 0.0, nullptr);
       PriorLogits logits = prior->forward(b.text, b.image);
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
       text += l.text.item<double>();
@@ -208,8 +231,11 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     optimizer.zero_grad();
     double loss_sum = 0, text_sum = 0, image_sum = 0;
     for (int micro = 0; micro < opt.accumulate; ++micro) {
-      const auto rows = batch_indices(n_train, tc.batch, step * opt.accumulate + micro, opt.seed);
-      Batch b = make_batch(captions, tokenizer, data.tokens, rows, pc, rng, tc.bpe_dropout, tc.caption_drop);
+      const TokenBatch data = data_stream->next();
+      position = data.position;
+      if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
+        throw file_error(opt.data, "token grid does not match the VAE config");
+      Batch b = make_batch(data, tokenizer, pc, rng, tc.bpe_dropout, tc.caption_drop, &truncated);
       PriorLogits logits;
       {
         CpuAutocastGuard autocast(bf16);
@@ -244,7 +270,9 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     result.last_loss = loss_sum;
     nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
                              {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},
-                             {"tok_per_s", tok_per_s}, {"mfu", mfu}};
+                             {"tok_per_s", tok_per_s}, {"mfu", mfu}, {"epoch", position.epoch},
+                             {"captions_truncated", truncated}};
+    if (opt.encode_on_the_fly) record["data_wait"] = data_stream->wait_seconds() / std::max(elapsed, 1e-9);
     if (scaled || skipped) {
       record["skipped"] = skipped;
       if (skipped) record["grad_norm"] = nullptr;

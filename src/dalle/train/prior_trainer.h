@@ -14,7 +14,12 @@
 namespace dalle {
 
 struct PriorTrainOptions {
-  std::string data;       // token folder from `dalle vae encode`
+  std::string data;       // token folder from `dalle vae encode`; images with encode_on_the_fly
+  // Encode the images of `data` with the dVAE in `vae` as they stream, each epoch with new crops
+  // (SPEC §3's augmentation, prior_train.augment), instead of reading pre-encoded tokens.
+  bool encode_on_the_fly = false;
+  std::string vae;        // the dVAE run or bundle for encode_on_the_fly
+  int workers = 2;        // image decoding threads (encode_on_the_fly)
   std::string out;        // run folder (becomes a bundle)
   std::string tokenizer;  // existing tokenizer file; empty = learn one from the captions
   int64_t steps = -1;     // -1 = config
@@ -25,6 +30,8 @@ struct PriorTrainOptions {
   int64_t val_every = 200;
   int64_t save_every = 500;
   int64_t sample_every = 500;
+  int64_t shuffle_buffer = 10000;  // token samples mixed across shards
+  int64_t val_samples = 2048;      // held-out samples kept for the validation loss (at most)
   std::vector<std::string> sample_prompts = {"a red circle", "a small blue square in the top left corner",
                                              "a green star above a yellow heart", "a large white cross"};
   // fp32; bf16 autocast (oneDNN on CPU); fp16 (emulated on CPU). 16-bit modes use per-resblock

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "dalle/bundle/bundle.h"
-#include "dalle/data/image_folder.h"
+#include "dalle/data/loader.h"
 #include "dalle/io/image.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/adamw.h"
@@ -43,7 +43,7 @@ void save_reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8, const s
 }  // namespace
 
 VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
-  make_dirs(opt.out);
+  detect_source_format(opt.data);  // a missing or unknown source fails before anything is written
   const std::string ckpt_path = path_join(opt.out, kCheckpointFile);
   if (opt.resume) {
     config = config_load(path_join(opt.out, kConfigFile));
@@ -74,24 +74,6 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     throw Error("vae train: --precision " + opt.precision + " is CPU-only so far; use fp32 on " + opt.device +
                 " (its convolutions use TF32 tensor cores)");
 
-  ProgressBar load_bar("loading images", 0, "img");
-  ImageSet data = image_set_load(opt.data, vc.image_size, /*require_captions=*/false, opt.threads,
-                                 opt.max_images, [&](int64_t done, int64_t total) {
-                                   if (opt.quiet) return;
-                                   load_bar.set_total(total);
-                                   load_bar.update(done);
-                                 });
-  if (!opt.quiet) load_bar.finish();
-  const int64_t n_all = data.images.size(0);
-  const int64_t n_val = n_all >= 64 ? std::max<int64_t>(8, n_all / 50) : 0;
-  // On a GPU the whole training set moves there once (uint8: 12 KiB per 64x64 image).
-  torch::Tensor train_images = data.images.narrow(0, 0, n_all - n_val).to(device);
-  torch::Tensor val_images = data.images.narrow(0, n_val ? n_all - n_val : 0, n_val ? n_val : std::min<int64_t>(8, n_all));
-  if (!opt.quiet)
-    std::fprintf(stderr, "vae: %lld train / %lld held-out images (%lld skipped), %dx%d -> %dx%d tokens of %d\n",
-                 static_cast<long long>(train_images.size(0)), static_cast<long long>(n_val),
-                 static_cast<long long>(data.skipped), vc.image_size, vc.image_size, vc.grid(), vc.grid(), vc.vocab);
-
   torch::manual_seed(opt.seed);
   Dvae vae(vc);
   vae->to(device);
@@ -107,12 +89,38 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
   vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   int64_t start = 0;
+  LoaderPosition position;
   if (opt.resume) {
     nlohmann::json state = checkpoint_load(ckpt_path, *vae, optimizer, ema);
     start = state["step"].get<int64_t>();
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
     nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
+    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
   }
+
+  // The images stream (data/loader.h): memory does not grow with the dataset, and every epoch
+  // sees new crops (SPEC §1's augmentation unless vae_train.augment is off).
+  LoaderOptions lo;
+  lo.data = opt.data;
+  lo.image_size = vc.image_size;
+  lo.augment = tc.augment ? AugmentKind::dvae : AugmentKind::centre;
+  lo.batch_size = tc.batch;
+  lo.workers = opt.workers;
+  lo.shuffle_buffer = opt.shuffle_buffer;
+  lo.seed = opt.seed;
+  lo.holdout = tc.val_fraction;
+  lo.max_samples = opt.max_images;
+  const HeldOutSet held_out = loader_read_holdout(lo, opt.val_images);
+  Loader loader(lo, position);
+  LoaderBatch batch = loader.next();  // fails here, before the run folder exists, on data without images
+  // Reconstruction grids show held-out images, or the first training images when none are held out.
+  const torch::Tensor grid_images = held_out.images.size(0) > 0 ? held_out.images.narrow(0, 0, std::min<int64_t>(8, held_out.images.size(0)))
+                                                                : batch.images.narrow(0, 0, std::min<int64_t>(8, tc.batch)).clone();
+  if (!opt.quiet)
+    std::fprintf(stderr, "vae: streaming %s (%s, %d workers), %lld held-out images, %dx%d -> %dx%d tokens of %d\n",
+                 opt.data.c_str(), tc.augment ? "augmented" : "centre crops", opt.workers,
+                 static_cast<long long>(held_out.images.size(0)), vc.image_size, vc.image_size, vc.grid(), vc.grid(), vc.vocab);
+  make_dirs(opt.out);
   config_save(path_join(opt.out, kConfigFile), config);
   if (!opt.quiet) std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
 
@@ -125,7 +133,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   auto save_all = [&](int64_t step) {
     checkpoint_save(ckpt_path, *vae, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"grad_scales", scales.state()},
-                     {"nonfinite_in_a_row", nonfinite.in_a_row()}});
+                     {"nonfinite_in_a_row", nonfinite.in_a_row()}, {"data_epoch", position.epoch},
+                     {"data_sample", position.sample}});
     ema.copy_to(*ema_vae);
     SafeTensors weights;
     module_weights_into(*ema_vae, weights);
@@ -147,29 +156,6 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       live[i].mutable_grad().reset();  // undefined gradients: AdamW leaves these weights alone
     }
   };
-  // The frozen encoder's tokens of every training image and of its mirror image, [2, N, grid, grid]:
-  // computed once (in fp32, by `dalle vae encode`'s own call) instead of every step, where they
-  // took a third of it.
-  auto encode_training_set = [&] {
-    torch::NoGradGuard no_grad;
-    const int64_t n = train_images.size(0), chunk = 32;  // larger batches thrash the allocator
-    ProgressBar encode_bar("encoding for decoder fine-tuning", 2 * n, "img");
-    std::vector<torch::Tensor> sides;
-    for (bool mirrored : {false, true}) {
-      std::vector<torch::Tensor> parts;
-      for (int64_t i = 0; i < n; i += chunk) {
-        torch::Tensor images = train_images.narrow(0, i, std::min(chunk, n - i));  // NHWC uint8
-        if (mirrored) images = images.flip({2});
-        parts.push_back(vae->encode_images(images).to(torch::kInt32));  // 4 bytes a token
-        if (!opt.quiet) encode_bar.update((mirrored ? n : 0) + i + parts.back().size(0));
-      }
-      sides.push_back(torch::cat(parts));
-    }
-    if (!opt.quiet) encode_bar.finish();
-    return torch::stack(sides);
-  };
-  torch::Tensor finetune_tokens;
-
   VaeTrainResult result;
   ProgressBar bar("vae train", tc.steps - start, "step");
   const auto t0 = std::chrono::steady_clock::now();
@@ -180,23 +166,24 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     // With the encoder frozen its KL is a constant: the fine-tuning loss has no KL term.
     const double beta = finetune ? 0.0 : cosine_schedule(step, 0.0, tc.kl_weight, tc.kl_steps);
     const double tau = cosine_schedule(step, tc.tau_start, tc.tau_end, tc.tau_steps);
-    torch::Generator gen = step_generator(opt.seed, step, 1);
-    // The Gumbel noise is drawn where the logits are; on the CPU from the same generator as the flips.
-    torch::Generator noise_gen = device.is_cpu() ? gen : seeded_generator(device, step_seed(opt.seed, step, 1));
-
-    const torch::Tensor idx = torch::tensor(batch_indices(train_images.size(0), tc.batch, step, opt.seed)).to(device);
-    torch::Tensor x = to_unit_float(train_images.index_select(0, idx));
-    // Random horizontal flip (the dVAE's augmentation; captions play no part here).
-    torch::Tensor flip = (torch::rand({x.size(0)}, gen) < 0.5).to(device);
-    x = torch::where(flip.view({-1, 1, 1, 1}), x.flip({3}), x);
+    // The Gumbel noise is drawn where the logits are, from a generator seeded per step.
+    torch::Generator noise_gen = device.is_cpu() ? step_generator(opt.seed, step, 1)
+                                                 : seeded_generator(device, step_seed(opt.seed, step, 1));
+    if (step > start) batch = loader.next();  // the first batch was read before the loop
+    position = batch.position;
+    const torch::Tensor images = batch.images.to(device);
+    torch::Tensor x = to_unit_float(images);
     const torch::Tensor x_mapped = map_pixels(x, vc.eps);
 
     if (finetune && step == finetune_start) freeze_encoder();
-    if (finetune && !finetune_tokens.defined()) finetune_tokens = encode_training_set();
     torch::Tensor tokens, stats;
     VaeLoss loss;
     if (finetune) {
-      tokens = finetune_tokens.index({flip.to(torch::kLong), idx});
+      {
+        // The frozen encoder's argmax tokens of this batch's crops, in fp32: what the prior sees.
+        torch::NoGradGuard no_grad;
+        tokens = vae->encode_images(images);
+      }
       {
         CpuAutocastGuard autocast(bf16);
         stats = vae->decoder->forward_tokens(tokens).to(torch::kFloat32);
@@ -240,7 +227,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                              {"mse", mse}, {"psnr", psnr_from_mse(mse)},
                              {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", codes.perplexity},
                              {"codes_used", codes.used}, {"img_per_s", img_per_s},
-                             {"phase", finetune ? "decoder" : "joint"}};
+                             {"phase", finetune ? "decoder" : "joint"}, {"epoch", position.epoch},
+                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)}};
     if (!finetune) record["kl"] = loss.kl.item<double>();  // none with the encoder frozen
     if (scaled || skipped) record["skipped"] = skipped;
     if (scaled) record["grad_scales"] = scales.scales();
@@ -266,8 +254,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       char name[64];
       std::snprintf(name, sizeof(name), "step-%07lld.png", static_cast<long long>(step + 1));
       vae->eval();
-      save_reconstruction_grid(vae, val_images.narrow(0, 0, std::min<int64_t>(8, val_images.size(0))),
-                               path_join(path_join(opt.out, "recon"), name));
+      save_reconstruction_grid(vae, grid_images, path_join(path_join(opt.out, "recon"), name));
       vae->train();
     }
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
@@ -278,16 +265,20 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   // Held-out PSNR and codebook use of the EMA weights, with argmax tokens as the prior sees them.
   ema.copy_to(*ema_vae);
   ema_vae->eval();
-  const VaeEvaluation held_out = vae_evaluate(ema_vae, val_images);
-  result.val_psnr = held_out.psnr;
-  result.val_codes_used = held_out.codebook.used;
+  const VaeEvaluation evaluation = vae_evaluate(ema_vae, held_out.images.size(0) > 0 ? held_out.images : grid_images);
+  result.val_psnr = evaluation.psnr;
+  result.val_codes_used = evaluation.codebook.used;
+  result.skipped_images = loader.stats().skipped;
   result.steps = tc.steps;
+  result.val_images = held_out.images.size(0);
   if (!opt.quiet)
     std::fprintf(stderr,
-                 "vae: held-out PSNR %.2f dB, %.1f%% of codes used (perplexity %.1f) over %lld images "
-                 "(EMA weights, argmax tokens); saved %s\n",
-                 held_out.psnr, 100 * held_out.codebook.used, held_out.codebook.perplexity,
-                 static_cast<long long>(held_out.images), opt.out.c_str());
+                 "vae: %s PSNR %.2f dB, %.1f%% of codes used (perplexity %.1f) over %lld images "
+                 "(EMA weights, argmax tokens); %lld unreadable images skipped; saved %s\n",
+                 result.val_images > 0 ? "held-out" : "training-image (nothing is held out)", evaluation.psnr,
+                 100 * evaluation.codebook.used, evaluation.codebook.perplexity,
+                 static_cast<long long>(evaluation.images), static_cast<long long>(result.skipped_images),
+                 opt.out.c_str());
   return result;
 }
 

@@ -11,7 +11,7 @@
 namespace dalle {
 
 struct VaeTrainOptions {
-  std::string data;              // folder of images
+  std::string data;              // images: a folder, tar shards (paths or brace patterns) or a TSV; streamed
   std::string out;               // run folder
   int64_t steps = -1;            // total updates; -1 = config
   double schedule_scale = 1.0;   // multiplies the beta, tau and lr schedule lengths
@@ -22,7 +22,10 @@ struct VaeTrainOptions {
   int threads = 0;
   int64_t save_every = 500;
   int64_t sample_every = 500;
-  int64_t max_images = -1;
+  int64_t max_images = -1;       // only the first N images of the data (name order), -1 = all
+  int workers = 2;               // image decoding + augmentation threads
+  int64_t shuffle_buffer = 1000; // samples mixed across shards
+  int64_t val_images = 512;      // held-out images read for the final evaluation (at most)
   std::string precision = "fp32";  // fp32, bf16 (oneDNN autocast) or fp16 (emulated on CPU)
   bool checkpoint_activations = false;  // recompute each resblock's branch in backward
   std::string device = "cpu";    // cpu, cuda or cuda:N (fp32 only on CUDA so far)
@@ -33,7 +36,9 @@ struct VaeTrainOptions {
 
 struct VaeTrainResult {
   double first_loss = 0, last_loss = 0;
-  double val_psnr = 0;        // held-out, EMA weights, argmax tokens
+  double val_psnr = 0;        // held-out (training images when none), EMA weights, argmax tokens
+  int64_t val_images = 0;     // held-out images it was measured on
+  int64_t skipped_images = 0; // unreadable or undecodable samples the loader skipped
   double val_codes_used = 0;  // fraction of the codebook those tokens use
   double images_per_second = 0;
   int64_t steps = 0;

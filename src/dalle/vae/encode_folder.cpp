@@ -3,8 +3,9 @@
 #include <filesystem>
 
 #include "dalle/bundle/bundle.h"
-#include "dalle/data/image_folder.h"
+#include "dalle/data/loader.h"
 #include "dalle/data/token_set.h"
+#include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/torch_api.h"
 
@@ -12,29 +13,58 @@ namespace dalle {
 
 EncodeFolderResult vae_encode_folder(const std::string& vae_dir, const std::string& images_dir,
                                      const std::string& out_dir, const EncodeFolderOptions& o) {
+  if (o.crops < 1) throw Error("vae encode: --crops must be at least 1");
+  detect_source_format(images_dir);  // a missing source fails before anything is written
   ModelConfig config;
   Dvae vae = vae_load(vae_dir, &config);
-  ImageSet set = image_set_load(images_dir, config.vae.image_size, /*require_captions=*/false, o.threads,
-                                o.max_images, [&](int64_t done, int64_t total) {
-                                  if (o.progress) o.progress("loading", done, total);
-                                });
-  torch::InferenceMode inference;
-  const int64_t n = set.images.size(0);
+  // The images stream in source order, one epoch per crop: a centre crop each (crops = 1), or
+  // K crops of SPEC §3's augmentation (near-centre crop, random resize, no flip) per image.
+  LoaderOptions lo;
+  lo.data = images_dir;
+  lo.image_size = config.vae.image_size;
+  lo.augment = o.crops > 1 ? AugmentKind::prior : AugmentKind::centre;
+  lo.batch_size = 1;  // samples one by one, so the last crop ends exactly at its epoch
+  lo.workers = o.workers;
+  lo.shuffle_buffer = 1;
+  lo.seed = o.seed;
+  lo.max_samples = o.max_images;
+  lo.all_captions = true;
+  Loader loader(lo);
   const int grid = config.vae.grid();
-  TokenSet tokens;
-  tokens.tokens = torch::empty({n, grid, grid}, torch::kLong);
-  tokens.captions = std::move(set.captions);
-  for (int64_t i = 0; i < n; i += o.batch) {
-    const int64_t b = std::min<int64_t>(o.batch, n - i);
-    tokens.tokens.narrow(0, i, b).copy_(vae->encode_images(set.images.narrow(0, i, b)));
-    if (o.progress) o.progress("encoding", i + b, n);
+  EncodeFolderResult result;
+  result.grid = grid;
+  // Known for folders and TSVs (0 for shards, whose size shows only once read).
+  int64_t total = std::max<int64_t>(0, open_sample_source(images_dir)->size_hint());
+  if (o.max_images >= 0) total = std::min(total, o.max_images);
+  total *= o.crops;
+  std::unique_ptr<TokenSetWriter> writer;
+  torch::InferenceMode inference;
+  std::vector<torch::Tensor> images;
+  std::vector<std::vector<std::string>> captions;
+  auto encode_pending = [&] {
+    if (images.empty()) return;
+    if (!writer) writer = std::make_unique<TokenSetWriter>(out_dir);
+    writer->add(vae->encode_images(torch::cat(images)), captions);
+    result.encoded += static_cast<int64_t>(images.size());
+    images.clear();
+    captions.clear();
+    if (o.progress) o.progress("encoding", result.encoded, total);
+  };
+  for (;;) {
+    LoaderBatch b = loader.next();  // an empty or unreadable source fails here, before the output exists
+    if (b.position.epoch >= o.crops) break;  // the first sample of a crop too many
+    images.push_back(std::move(b.images));
+    captions.push_back(std::move(b.caption_lists[0]));
+    if (static_cast<int64_t>(images.size()) == o.batch) encode_pending();
   }
-  token_set_write(out_dir, tokens);
+  encode_pending();
+  writer->close();
+  result.skipped = loader.stats().skipped / o.crops;  // each unreadable image was met once per crop
   // The tokens travel with the VAE that made them.
   config_save(path_join(out_dir, kConfigFile), config);
   std::filesystem::copy_file(path_join(vae_dir, kVaeWeightsFile), path_join(out_dir, kVaeWeightsFile),
                              std::filesystem::copy_options::overwrite_existing);
-  return {n, set.skipped, grid};
+  return result;
 }
 
 }  // namespace dalle
