@@ -231,6 +231,7 @@ LoaderBatch Loader::next() {
     skipped_in_a_row = 0;
     std::memcpy(out + static_cast<size_t>(filled) * image_bytes, r.image.pixels.data(), image_bytes);
     batch.captions.push_back(std::move(r.caption));
+    batch.positions.push_back(r.after);
     if (o_.all_captions) batch.caption_lists.push_back(std::move(r.all_captions));
     ++filled;
   }

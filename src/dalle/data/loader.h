@@ -85,6 +85,7 @@ struct LoaderBatch {
   std::vector<std::string> captions;  // one per image, picked at random among its captions
   std::vector<std::vector<std::string>> caption_lists;  // all of them, with options.all_captions
   LoaderPosition position;            // after this batch: save it to resume right after it
+  std::vector<LoaderPosition> positions;  // after each image (a batch may cross an epoch's end)
 };
 
 struct LoaderStats {

@@ -18,12 +18,13 @@ EncodeFolderResult vae_encode_folder(const std::string& vae_dir, const std::stri
   ModelConfig config;
   Dvae vae = vae_load(vae_dir, &config);
   // The images stream in source order, one epoch per crop: a centre crop each (crops = 1), or
-  // K crops of SPEC §3's augmentation (near-centre crop, random resize, no flip) per image.
+  // K crops of SPEC §3's augmentation (near-centre crop, random resize, no flip) per image. The
+  // loader's batches wrap around epochs, so each image's position says which crop it is.
   LoaderOptions lo;
   lo.data = images_dir;
   lo.image_size = config.vae.image_size;
   lo.augment = o.crops > 1 ? AugmentKind::prior : AugmentKind::centre;
-  lo.batch_size = 1;  // samples one by one, so the last crop ends exactly at its epoch
+  lo.batch_size = o.batch;
   lo.workers = o.workers;
   lo.shuffle_buffer = 1;
   lo.seed = o.seed;
@@ -39,25 +40,19 @@ EncodeFolderResult vae_encode_folder(const std::string& vae_dir, const std::stri
   total *= o.crops;
   std::unique_ptr<TokenSetWriter> writer;
   torch::InferenceMode inference;
-  std::vector<torch::Tensor> images;
-  std::vector<std::vector<std::string>> captions;
-  auto encode_pending = [&] {
-    if (images.empty()) return;
-    if (!writer) writer = std::make_unique<TokenSetWriter>(out_dir);
-    writer->add(vae->encode_images(torch::cat(images)), captions);
-    result.encoded += static_cast<int64_t>(images.size());
-    images.clear();
-    captions.clear();
-    if (o.progress) o.progress("encoding", result.encoded, total);
-  };
-  for (;;) {
+  for (bool done = false; !done;) {
     LoaderBatch b = loader.next();  // an empty or unreadable source fails here, before the output exists
-    if (b.position.epoch >= o.crops) break;  // the first sample of a crop too many
-    images.push_back(std::move(b.images));
-    captions.push_back(std::move(b.caption_lists[0]));
-    if (static_cast<int64_t>(images.size()) == o.batch) encode_pending();
+    // The batch may run into the epoch of a crop too many: those samples are not encoded.
+    int64_t keep = 0;
+    while (keep < static_cast<int64_t>(b.positions.size()) && b.positions[static_cast<size_t>(keep)].epoch < o.crops) ++keep;
+    done = keep < static_cast<int64_t>(b.positions.size());
+    if (keep == 0) break;
+    b.caption_lists.resize(static_cast<size_t>(keep));
+    if (!writer) writer = std::make_unique<TokenSetWriter>(out_dir);
+    writer->add(vae->encode_images(b.images.narrow(0, 0, keep)), b.caption_lists);
+    result.encoded += keep;
+    if (o.progress) o.progress("encoding", result.encoded, total);
   }
-  encode_pending();
   writer->close();
   result.skipped = loader.stats().skipped / o.crops;  // each unreadable image was met once per crop
   // The tokens travel with the VAE that made them.
