@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include "dalle/util/torch_api.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "dalle/io/image.h"
@@ -99,4 +100,64 @@ TEST(Image, SquareCropsTheCentre) {
   EXPECT_EQ(sq.width, 10);
   EXPECT_EQ(sq.height, 10);
   EXPECT_EQ(sq.at(0, 0)[0], wide.at(10, 0)[0]);
+}
+
+namespace {
+
+// A GIF of 2-bit frames (4 palette colours), LZW-coded with a clear code before every pixel so
+// the code size stays 3 bits: simple to write, valid for any decoder.
+std::vector<uint8_t> gif_bytes(int w, int h, const std::vector<std::vector<uint8_t>>& frames,
+                               const uint8_t palette[4][3]) {
+  std::vector<uint8_t> out = {'G', 'I', 'F', '8', '9', 'a', uint8_t(w), uint8_t(w >> 8), uint8_t(h), uint8_t(h >> 8),
+                              0xf1, 0, 0};  // global colour table of 4 entries
+  for (int i = 0; i < 4; ++i) out.insert(out.end(), palette[i], palette[i] + 3);
+  for (const auto& frame : frames) {
+    const uint8_t descriptor[] = {0x2c, 0, 0, 0, 0, uint8_t(w), uint8_t(w >> 8), uint8_t(h), uint8_t(h >> 8), 0, 2};
+    out.insert(out.end(), descriptor, descriptor + sizeof(descriptor));  // ends with the LZW minimum code size 2
+    std::vector<uint8_t> bits;
+    uint32_t acc = 0;
+    int nbits = 0;
+    auto put = [&](uint32_t code) {
+      acc |= code << nbits;
+      nbits += 3;
+      while (nbits >= 8) {
+        bits.push_back(uint8_t(acc));
+        acc >>= 8;
+        nbits -= 8;
+      }
+    };
+    for (uint8_t p : frame) {
+      put(4);  // clear
+      put(p);
+    }
+    put(5);  // end of information
+    if (nbits > 0) bits.push_back(uint8_t(acc));
+    for (size_t i = 0; i < bits.size(); i += 255) {
+      const size_t n = std::min<size_t>(255, bits.size() - i);
+      out.push_back(uint8_t(n));
+      out.insert(out.end(), bits.begin() + static_cast<std::ptrdiff_t>(i), bits.begin() + static_cast<std::ptrdiff_t>(i + n));
+    }
+    out.push_back(0);  // block terminator
+  }
+  out.push_back(0x3b);  // trailer
+  return out;
+}
+
+}  // namespace
+
+TEST(ImageDecode, AnimatedGifGivesItsFirstFrame) {
+  const uint8_t palette[4][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {10, 20, 30}};
+  const int w = 5, h = 3;
+  std::vector<uint8_t> first(w * h), second(w * h);
+  for (int i = 0; i < w * h; ++i) {
+    first[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 4);
+    second[static_cast<size_t>(i)] = static_cast<uint8_t>((i + 1) % 4);
+  }
+  const std::vector<uint8_t> gif = gif_bytes(w, h, {first, second}, palette);
+  const Image img = image_decode(gif.data(), gif.size(), "anim.gif");
+  ASSERT_EQ(img.width, w);
+  ASSERT_EQ(img.height, h);
+  for (int i = 0; i < w * h; ++i)
+    for (int c = 0; c < 3; ++c)
+      EXPECT_EQ(img.pixels[static_cast<size_t>(i * 3 + c)], palette[first[static_cast<size_t>(i)]][c]) << "pixel " << i;
 }
