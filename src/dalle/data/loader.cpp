@@ -9,6 +9,7 @@
 
 #include "dalle/data/caption_filters.h"
 #include "dalle/data/filters.h"
+#include "dalle/data/shuffle_buffer.h"
 #include "dalle/data/tar_shards.h"
 #include "dalle/util/error.h"
 
@@ -98,7 +99,7 @@ void Loader::read_loop() {
       const std::vector<std::string> mine =
           loader_epoch_shards(shards_, o_.seed, epoch, o_.rank, o_.world, o_.max_samples < 0, &stride_samples);
       AugmentRng shuffle_rng(augment_seed(o_.seed ^ (0x9e37ull * static_cast<uint64_t>(o_.rank + 1)), epoch, -2));
-      std::vector<RawSample> buffer;
+      ShuffleBuffer<RawSample> buffer(o_.shuffle_buffer);
       int64_t index = 0, k = 0, read = 0;
       auto emit = [&](RawSample&& raw) -> bool {
         ++index;
@@ -116,14 +117,9 @@ void Loader::read_loop() {
           ++read;
           if (o_.holdout > 0 && loader_holdout(raw.key, o_.holdout) != (o_.split == LoaderSplit::holdout)) continue;
           if (stride_samples && (k++ % o_.world) != o_.rank) continue;
-          if (static_cast<int64_t>(buffer.size()) < std::max<int64_t>(1, o_.shuffle_buffer)) {
-            buffer.push_back(std::move(raw));
-            continue;
-          }
-          const int j = shuffle_rng.uniform_int(0, static_cast<int>(buffer.size()) - 1);
-          std::swap(raw, buffer[static_cast<size_t>(j)]);
-          if (!emit(std::move(raw))) return false;
+          std::optional<RawSample> out = buffer.push(std::move(raw), shuffle_rng);
           raw = RawSample{};
+          if (out && !emit(std::move(*out))) return false;
         }
         return true;
       };
@@ -136,13 +132,8 @@ void Loader::read_loop() {
           if (!feed(source)) return;
         }
       }
-      while (!buffer.empty()) {
-        const size_t j = static_cast<size_t>(shuffle_rng.uniform_int(0, static_cast<int>(buffer.size()) - 1));
-        RawSample raw = std::move(buffer[j]);
-        buffer[j] = std::move(buffer.back());
-        buffer.pop_back();
-        if (!emit(std::move(raw))) return;
-      }
+      while (std::optional<RawSample> raw = buffer.pop(shuffle_rng))
+        if (!emit(std::move(*raw))) return;
       if (index == 0) throw no_samples_error(o_.data, o_.rank, o_.world);
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;

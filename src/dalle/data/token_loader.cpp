@@ -17,7 +17,8 @@ std::string sample_name(const std::string& stem, int64_t row) {
 
 }  // namespace
 
-TokenLoader::TokenLoader(TokenLoaderOptions options, LoaderPosition start) : o_(std::move(options)) {
+TokenLoader::TokenLoader(TokenLoaderOptions options, LoaderPosition start)
+    : o_(std::move(options)), buffer_(o_.shuffle_buffer) {
   if (o_.batch_size <= 0) throw Error("token loader: batch size must be positive");
   if (o_.world <= 0 || o_.rank < 0 || o_.rank >= o_.world)
     throw Error("token loader: rank " + std::to_string(o_.rank) + " is outside world size " + std::to_string(o_.world));
@@ -64,27 +65,18 @@ bool TokenLoader::pull(Sample& out) {
 
 TokenLoader::Sample TokenLoader::next_sample() {
   for (;;) {
-    Sample s;
-    if (!draining_) {
-      if (pull(s)) {
-        if (static_cast<int64_t>(buffer_.size()) < std::max<int64_t>(1, o_.shuffle_buffer)) {
-          buffer_.push_back(std::move(s));
-          continue;
-        }
-        const size_t j = static_cast<size_t>(shuffle_rng_.uniform_int(0, static_cast<int>(buffer_.size()) - 1));
-        std::swap(s, buffer_[j]);
-        s.position = {epoch_, ++emitted_};
-        return s;
-      }
-      draining_ = true;
+    std::optional<Sample> s;
+    while (!s && !draining_) {
+      Sample pulled;
+      if (pull(pulled))
+        s = buffer_.push(std::move(pulled), shuffle_rng_);
+      else
+        draining_ = true;
     }
-    if (!buffer_.empty()) {
-      const size_t j = static_cast<size_t>(shuffle_rng_.uniform_int(0, static_cast<int>(buffer_.size()) - 1));
-      s = std::move(buffer_[j]);
-      buffer_[j] = std::move(buffer_.back());
-      buffer_.pop_back();
-      s.position = {epoch_, ++emitted_};
-      return s;
+    if (!s) s = buffer_.pop(shuffle_rng_);
+    if (s) {
+      s->position = {epoch_, ++emitted_};
+      return std::move(*s);
     }
     if (emitted_ == 0) throw no_samples_error(o_.dir, o_.rank, o_.world);
     start_epoch(epoch_ + 1);
@@ -124,16 +116,6 @@ TokenBatch token_loader_read_holdout(TokenLoaderOptions o, int64_t max_samples) 
     // A folder without a single held-out sample ends its first epoch empty: no error here.
   }
   if (!rows.empty()) out.tokens = torch::stack(rows);
-  return out;
-}
-
-std::vector<std::vector<std::string>> token_set_read_captions(const std::string& dir, int64_t max_samples) {
-  std::vector<std::vector<std::string>> out;
-  for (const std::string& stem : token_shard_stems(dir)) {
-    if (static_cast<int64_t>(out.size()) >= max_samples) break;
-    auto captions = token_shard_read_captions(stem, max_samples - static_cast<int64_t>(out.size()));
-    out.insert(out.end(), std::make_move_iterator(captions.begin()), std::make_move_iterator(captions.end()));
-  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dalle/data/loader.h"
+#include "dalle/data/shuffle_buffer.h"
 
 namespace dalle {
 
@@ -60,15 +61,12 @@ class TokenLoader {
   int64_t seen_ = 0;  // samples of the epoch before the rank stride
   int64_t epoch_ = 0, emitted_ = 0;
   bool draining_ = false;
-  std::vector<Sample> buffer_;
+  ShuffleBuffer<Sample> buffer_;
   AugmentRng shuffle_rng_{0};
 };
 
 // Up to `max_samples` held-out samples in file order (one pass over the folder, nothing
 // shuffled): the prior's validation set.
 TokenBatch token_loader_read_holdout(TokenLoaderOptions options, int64_t max_samples);
-
-// The captions of the first `max_samples` samples, without reading tokens: for learning a tokenizer.
-std::vector<std::vector<std::string>> token_set_read_captions(const std::string& dir, int64_t max_samples);
 
 }  // namespace dalle

@@ -111,6 +111,16 @@ TokenSet token_shard_read(const std::string& stem) {
   return set;
 }
 
+std::vector<std::vector<std::string>> token_set_read_captions(const std::string& dir, int64_t max_samples) {
+  std::vector<std::vector<std::string>> out;
+  for (const std::string& stem : token_shard_stems(dir)) {
+    if (static_cast<int64_t>(out.size()) >= max_samples) break;
+    auto captions = token_shard_read_captions(stem, max_samples - static_cast<int64_t>(out.size()));
+    out.insert(out.end(), std::make_move_iterator(captions.begin()), std::make_move_iterator(captions.end()));
+  }
+  return out;
+}
+
 TokenSet token_set_read(const std::string& dir) {
   std::vector<torch::Tensor> parts;
   TokenSet set;

@@ -47,5 +47,8 @@ std::vector<std::string> token_shard_stems(const std::string& dir);
 TokenSet token_shard_read(const std::string& stem);
 // The first `max_lines` caption lists of a shard, without its tokens.
 std::vector<std::vector<std::string>> token_shard_read_captions(const std::string& stem, int64_t max_lines);
+// The caption lists of a folder's first `max_samples` samples, without reading tokens: for
+// learning a tokenizer.
+std::vector<std::vector<std::string>> token_set_read_captions(const std::string& dir, int64_t max_samples);
 
 }  // namespace dalle

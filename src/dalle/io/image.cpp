@@ -105,8 +105,9 @@ ImageHeader image_probe(const uint8_t* data, size_t size, const std::string& sou
   if (size == 0) throw file_error(source, "empty image file");
   if (size > static_cast<size_t>(INT32_MAX)) throw file_error(source, "image file too large");
   ImageHeader h;
-  if (webp_signature(data, size)) webp_size(data, size, source, &h.width, &h.height);
-  if (h.width > 0 || probe_png(data, size, h) || probe_jpeg(data, size, h)) {
+  const bool webp = webp_signature(data, size);
+  if (webp) webp_size(data, size, source, &h.width, &h.height);
+  if (webp || probe_png(data, size, h) || probe_jpeg(data, size, h)) {
     if (h.width <= 0 || h.height <= 0) throw file_error(source, "image header declares a zero size");
     return h;
   }

@@ -18,10 +18,10 @@ TokenLoaderOptions token_options(const PriorDataOptions& o) {
   return t;
 }
 
-LoaderOptions image_options(const PriorDataOptions& o, const ModelConfig& vae_config) {
+LoaderOptions image_options(const PriorDataOptions& o, const VaeConfig& vae) {
   LoaderOptions l;
   l.data = o.data;
-  l.image_size = vae_config.vae.image_size;
+  l.image_size = vae.image_size;
   l.augment = o.augment ? AugmentKind::prior : AugmentKind::centre;
   l.batch_size = o.batch_size;
   l.workers = o.workers;
@@ -45,8 +45,8 @@ class TokenFolderData : public PriorData {
 // tokens of the batch, in fp32 as `dalle vae encode` computes them.
 class EncodingData : public PriorData {
  public:
-  EncodingData(const PriorDataOptions& o, Dvae vae, const ModelConfig& config, LoaderPosition start)
-      : loader_(image_options(o, config), start), vae_(std::move(vae)) {}
+  EncodingData(const PriorDataOptions& o, Dvae vae, LoaderPosition start)
+      : loader_(image_options(o, vae->config()), start), vae_(std::move(vae)) {}
   TokenBatch next() override {
     LoaderBatch images = loader_.next();
     TokenBatch batch;
@@ -82,16 +82,12 @@ Dvae prior_data_vae(const PriorDataOptions& o, ModelConfig* config) {
 
 std::unique_ptr<PriorData> prior_data_open(const PriorDataOptions& o, Dvae vae, LoaderPosition start) {
   if (o.vae.empty()) return std::make_unique<TokenFolderData>(o, start);
-  ModelConfig config;
-  vae_load(o.vae, &config);
-  return std::make_unique<EncodingData>(o, std::move(vae), config, start);
+  return std::make_unique<EncodingData>(o, std::move(vae), start);
 }
 
 TokenBatch prior_data_holdout(const PriorDataOptions& o, Dvae vae, int64_t max_samples) {
   if (o.vae.empty()) return token_loader_read_holdout(token_options(o), max_samples);
-  ModelConfig config;
-  vae_load(o.vae, &config);
-  const HeldOutSet held = loader_read_holdout(image_options(o, config), max_samples);
+  const HeldOutSet held = loader_read_holdout(image_options(o, vae->config()), max_samples);
   TokenBatch out;
   if (held.images.size(0) == 0) return out;
   std::vector<torch::Tensor> parts;
