@@ -3,7 +3,7 @@
 # building and running `dalle` takes. Idempotent: a no-op when all are present. Needs root (or
 # sudo) only when something is missing.
 #   scripts/install-deps.sh            # build and run `dalle` (what ./dalle and scripts/build.sh use)
-#   scripts/install-deps.sh --test     # + GoogleTest (scripts/test.sh)
+#   scripts/install-deps.sh --test     # + GoogleTest and python3-torch for reference twins (scripts/test.sh)
 #   scripts/install-deps.sh --fuzz     # + clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/install-deps.sh --plot     # + gnuplot (`dalle plot`)
 #   scripts/install-deps.sh --dev      # + numpy (regenerating test reference files)
@@ -23,7 +23,8 @@ CORE=(
   libwebp-dev             # WebP images in every reader
   nlohmann-json3-dev libcli11-dev
 )
-TEST=(libgtest-dev googletest)
+TEST=(libgtest-dev googletest
+      python3-torch)      # reference twins: tests run PyTorch itself (/usr/bin/python3) on the same weights
 FUZZ=(clang libclang-rt-14-dev)
 PLOT=(gnuplot-nox)
 DEV=(python3-numpy)

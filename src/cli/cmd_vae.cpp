@@ -8,9 +8,11 @@
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
 #include "dalle/io/image.h"
+#include "dalle/io/weights.h"
 #include "dalle/train/vae_trainer.h"
 #include "dalle/vae/encode_folder.h"
 #include "dalle/vae/evaluate.h"
+#include "dalle/vae/openai_import.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
@@ -44,6 +46,10 @@ struct VaeFlags {
   int64_t shuffle_buffer = 1000;
   int64_t val_images = 512;
   int crops = 1;  // encode: crops per image
+  std::string encoder_pkl, decoder_pkl;  // import-openai
+  std::string import_config = "paper";
+  int image_size = 256;
+  bool force = false;
 };
 
 int run_train(const VaeFlags& f) {
@@ -110,6 +116,30 @@ int run_reconstruct(const VaeFlags& f) {
                "grid of %lld in %s\n",
                e.psnr, 100 * e.codebook.used, config.vae.vocab, e.codebook.perplexity,
                static_cast<long long>(e.images), static_cast<long long>(shown.size(0)), f.out.c_str());
+  return 0;
+}
+
+int run_import_openai(const VaeFlags& f) {
+  ModelConfig config = config_load(resolve_config_path(f.import_config));
+  if (path_exists(path_join(f.out, kConfigFile)) && !f.force)
+    throw file_error(f.out, "already holds a model (config.json); choose a new folder, or --force to replace it");
+  OpenaiDvae imported = openai_dvae_import(f.encoder_pkl, f.decoder_pkl, f.image_size, config.vae);
+  config.vae = imported.config;
+  config.name = "openai-dvae";
+  make_dirs(f.out);
+  SafeTensors st;
+  module_weights_into(*imported.vae, st);
+  st.metadata["source"] = "OpenAI dVAE: " + std::filesystem::path(f.encoder_pkl).filename().string() + ", " +
+                          std::filesystem::path(f.decoder_pkl).filename().string();
+  safetensors_save(path_join(f.out, kVaeWeightsFile), st);
+  config_save(path_join(f.out, kConfigFile), config);
+  for (const std::string& note : imported.notes) std::fprintf(stderr, "vae import-openai: %s\n", note.c_str());
+  const VaeConfig& c = imported.config;
+  std::fprintf(stderr,
+               "vae import-openai: n_hid %d, %d groups x %d blocks, vocabulary %d, n_init %d; %.1fM encoder + %.1fM "
+               "decoder parameters -> %s (%dx%d images, %dx%d tokens)\n",
+               c.n_hid, c.groups, c.blocks_per_group, c.vocab, c.n_init, dvae_encoder_param_count(c) / 1e6,
+               dvae_decoder_param_count(c) / 1e6, f.out.c_str(), c.image_size, c.image_size, c.grid(), c.grid());
   return 0;
 }
 
@@ -194,6 +224,25 @@ void register_vae(CLI::App& app, Action& action) {
   add_threads_option(recon, f.threads);
   add_progress_options(recon);
   recon->callback([&action] { action = [] { return run_reconstruct(f); }; });
+
+  CLI::App* import = cmd->add_subcommand(
+      "import-openai",
+      "Import OpenAI's released dVAE (encoder.pkl, decoder.pkl) into a VAE run folder that `vae encode`, `vae "
+      "reconstruct` and `train --encode-on-the-fly` use. The pickles are read without running them; the layout is "
+      "inferred from the tensor shapes and every tensor is checked by name and shape. Weights are stored as float32 "
+      "(float16 values exactly); the model runs in fp32 on every device, as OpenAI's code does on a CPU (on CUDA it "
+      "runs most convolutions in fp16)");
+  import->add_option("--encoder", f.encoder_pkl, "OpenAI's encoder.pkl (or any torch.save of that module)")
+      ->required()->check(CLI::ExistingFile);
+  import->add_option("--decoder", f.decoder_pkl, "OpenAI's decoder.pkl")->required()->check(CLI::ExistingFile);
+  import->add_option("-o,--output", f.out, "Folder to write: config.json and vae.safetensors")->required();
+  import->add_option("--image-size", f.image_size, "Image side the config records (OpenAI trained at 256)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  import->add_option("-c,--config", f.import_config,
+                     "Preset whose training settings the run folder gets, and whose dVAE layout the import is "
+                     "compared with")->capture_default_str();
+  import->add_flag("--force", f.force, "Replace a model already in --output");
+  import->callback([&action] { action = [] { return run_import_openai(f); }; });
 }
 
 }  // namespace dalle::cli
