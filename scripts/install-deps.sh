@@ -21,10 +21,12 @@ CORE=(
   libre2-dev              # linear-time regular expressions (caption boilerplate filter)
   libxxhash-dev           # XXH3 hashes (duplicate images, tokenizer fingerprints)
   libwebp-dev             # WebP images in every reader
+  libcpp-httplib-dev      # the HTTP server (dalle serve)
   nlohmann-json3-dev libcli11-dev
 )
 TEST=(libgtest-dev googletest
-      python3-torch)      # reference twins: tests run PyTorch itself (/usr/bin/python3) on the same weights
+      python3-torch       # reference twins: tests run PyTorch itself (/usr/bin/python3) on the same weights
+      chromium python3-websocket)  # the server's page in a real headless browser, driven over CDP
 FUZZ=(clang libclang-rt-14-dev)
 PLOT=(gnuplot-nox)
 DEV=(python3-numpy)

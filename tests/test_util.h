@@ -48,9 +48,9 @@ struct CliRun {
   std::string output;  // stdout + stderr
 };
 
-// Runs the real `dalle` binary with `args` through the shell (so redirections work).
-inline CliRun dalle_run(const std::string& args) {
-  const std::string cmd = std::string(DALLE_BINARY) + " " + args + " 2>&1";
+// Runs a command line through the shell (so redirections work); stdout and stderr together.
+inline CliRun dalle_run_program(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -59,5 +59,8 @@ inline CliRun dalle_run(const std::string& args) {
   const int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+// Runs the real `dalle` binary with `args`.
+inline CliRun dalle_run(const std::string& args) { return dalle_run_program(std::string(DALLE_BINARY) + " " + args); }
 
 }  // namespace dalle::test

@@ -75,26 +75,10 @@ int run_generate(GenerateFlags& f) {
   });
   bar.finish();
 
-  char settings[320];
-  std::snprintf(settings, sizeof(settings),
-                "temperature: %g, top_k: %d, top_p: %g, cfg_scale: %g, n: %d, k: %d, batch: %d, init_rows: %d",
-                f.temperature, f.top_k, f.top_p, f.cfg_scale, f.count, f.keep, request.batch, f.init_rows);
   const std::string model_name = bundle.config.name + " (" + std::filesystem::path(model).filename().string() + ")";
+  const std::string init_name = f.init_image.empty() ? "" : std::filesystem::path(f.init_image).filename().string();
   auto metadata = [&](const GeneratedImage* g, int rank) {
-    PngText text{{"prompt", f.prompt},
-                 {"seed", std::to_string(seed)},
-                 {"sampler", settings},
-                 {"model", model_name}};
-    if (!f.init_image.empty()) text.emplace_back("init_image", std::filesystem::path(f.init_image).filename().string());
-    if (g) {
-      char score[32];
-      std::snprintf(score, sizeof(score), "%.4f", g->score);
-      text.emplace_back("candidate", std::to_string(g->index + 1));
-      text.emplace_back("rank", std::to_string(rank));
-      text.emplace_back("rerank_score", bundle.reranker ? score : "none (no reranker in the bundle)");
-    }
-    text.emplace_back("software", std::string("dalle.cpp ") + DALLE_VERSION);
-    return text;
+    return generation_png_text(bundle, model_name, request, init_name, g, rank);
   };
   std::vector<Image> tiles;
   nlohmann::json report = nlohmann::json::array();

@@ -116,7 +116,7 @@ void fields_from_json(T& s, const std::vector<Field<T>>& fields, const nlohmann:
 }  // namespace
 
 nlohmann::json config_to_json(const ModelConfig& c) {
-  return {{"format_version", kFormatVersion},
+  nlohmann::json j = {{"format_version", kFormatVersion},
           {"dalle_version", DALLE_VERSION},
           {"name", c.name},
           {"vae", fields_to_json(c.vae, vae_fields())},
@@ -125,6 +125,8 @@ nlohmann::json config_to_json(const ModelConfig& c) {
           {"vae_train", fields_to_json(c.vae_train, vae_train_fields())},
           {"prior_train", fields_to_json(c.prior_train, prior_train_fields())},
           {"rerank", fields_to_json(c.rerank, rerank_fields())}};
+  if (!c.trained_on.empty()) j["trained_on"] = c.trained_on;
+  return j;
 }
 
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& source) {
@@ -142,6 +144,9 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
     } else if (key == "name") {
       if (!v.is_string()) throw file_error(source, "'name' must be a string");
       c.name = v.get<std::string>();
+    } else if (key == "trained_on") {
+      if (!v.is_string()) throw file_error(source, "'trained_on' must be a string");
+      c.trained_on = v.get<std::string>();
     } else if (key == "vae") {
       fields_from_json(c.vae, vae_fields(), v, source, key);
     } else if (key == "prior") {

@@ -120,6 +120,7 @@ struct RerankConfig {
 
 struct ModelConfig {
   std::string name = "tiny";
+  std::string trained_on;  // what the bundle's models learned from, in words (serve's /v1/models)
   VaeConfig vae;
   PriorConfig prior;
   std::string tokenizer_file = "tokenizer.json";

@@ -3,6 +3,7 @@
 #include "dalle/util/torch_api.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "dalle/rerank/reranker.h"
 #include "dalle/train/checkpoint.h"
@@ -66,6 +67,30 @@ std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateReques
     std::stable_sort(out.begin(), out.end(), [](const GeneratedImage& a, const GeneratedImage& b) { return a.score > b.score; });
   if (request.keep > 0) out.resize(static_cast<size_t>(request.keep));
   return out;
+}
+
+PngText generation_png_text(const Bundle& bundle, const std::string& model_label, const GenerateRequest& request,
+                            const std::string& init_image_name, const GeneratedImage* g, int rank) {
+  const SamplerSettings& s = request.sampler;
+  char settings[320];
+  std::snprintf(settings, sizeof(settings),
+                "temperature: %g, top_k: %d, top_p: %g, cfg_scale: %g, n: %d, k: %d, batch: %d, init_rows: %d",
+                s.temperature, s.top_k, s.top_p, s.cfg_scale, request.count, request.keep, request.batch,
+                request.init_rows);
+  PngText text{{"prompt", request.prompt},
+               {"seed", std::to_string(request.seed)},
+               {"sampler", settings},
+               {"model", model_label}};
+  if (!init_image_name.empty()) text.emplace_back("init_image", init_image_name);
+  if (g) {
+    char score[32];
+    std::snprintf(score, sizeof(score), "%.4f", g->score);
+    text.emplace_back("candidate", std::to_string(g->index + 1));
+    text.emplace_back("rank", std::to_string(rank));
+    text.emplace_back("rerank_score", bundle.reranker ? score : "none (no reranker in the bundle)");
+  }
+  text.emplace_back("software", std::string("dalle.cpp ") + DALLE_VERSION);
+  return text;
 }
 
 }  // namespace dalle

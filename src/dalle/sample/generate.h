@@ -39,6 +39,13 @@ struct GeneratedImage {
 std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateRequest& request,
                                             const std::function<void(int64_t, int64_t)>& on_progress = {});
 
+// The PNG tEXt chunks every generated image carries (the CLI's files and the server's alike):
+// prompt, seed, sampler settings, model; for one candidate also its number, rank and rerank
+// score (g null: the grid of them). `model_label` names the bundle, `init_image_name` the image
+// prompt's file ("" for none).
+PngText generation_png_text(const Bundle& bundle, const std::string& model_label, const GenerateRequest& request,
+                            const std::string& init_image_name, const GeneratedImage* g, int rank);
+
 // Lowercased, tokenised, truncated and padded as SPEC §2: [1, text_len] int64.
 torch::Tensor encode_caption(const Bundle& bundle, const std::string& caption);
 
