@@ -20,6 +20,7 @@ void register_plot(CLI::App& app, Action& action);
 void register_rerank(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
+void register_eval(CLI::App& app, Action& action);
 
 // -t/--threads on a subcommand; apply_threads() sets libtorch's thread count from it.
 void add_threads_option(CLI::App* app, int& threads);

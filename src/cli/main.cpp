@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   dalle::cli::register_vae(app, action);
   dalle::cli::register_train(app, action);
   dalle::cli::register_rerank(app, action);
+  dalle::cli::register_eval(app, action);
   dalle::cli::register_serve(app, action);
   dalle::cli::register_convert(app, action);
   dalle::cli::register_info(app, action);

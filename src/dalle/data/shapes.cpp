@@ -252,31 +252,23 @@ const std::vector<std::pair<std::string, std::string>>& shapes_heldout_pairs() {
   return v;
 }
 
-ShapesSample shapes_render(int64_t index, const ShapesOptions& options) {
-  // A stream per (seed, split, index): any subset of indices renders identically.
+bool shapes_pair_heldout(int colour, int shape) { return is_heldout(colour, shape); }
+
+namespace {
+
+// A stream per (seed, split, index): any subset of indices renders identically.
+std::mt19937_64 render_stream(int64_t index, const ShapesOptions& options) {
   std::seed_seq seq{static_cast<uint32_t>(options.seed), static_cast<uint32_t>(options.seed >> 32),
                     static_cast<uint32_t>(options.split), static_cast<uint32_t>(index),
                     static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32)};
-  std::mt19937_64 rng(seq);
+  return std::mt19937_64(seq);
+}
+
+// Draws `objects` (colour, shape and size chosen) as `relation` says (-1 with two objects:
+// drawn here, where shapes_render always drew it, so its images stay as they were), with the
+// rest of the image's randomness from `rng`.
+ShapesSample render(std::vector<Object> objects, int relation, const ShapesOptions& options, std::mt19937_64& rng) {
   const int s = options.size;
-  const bool heldout = options.split == ShapesSplit::heldout;
-  const bool two = std::uniform_int_distribution<int>(0, 9)(rng) < 4;
-  const int n_objects = two ? 2 : 1;
-
-  std::vector<Object> objects(static_cast<size_t>(n_objects));
-  for (;;) {
-    bool any_heldout = false, ok = true;
-    for (auto& o : objects) {
-      o.shape = std::uniform_int_distribution<int>(0, kShapeCount - 1)(rng);
-      o.colour = std::uniform_int_distribution<int>(0, kColourCount - 1)(rng);
-      o.large = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
-      const bool h = is_heldout(o.colour, o.shape);
-      any_heldout |= h;
-      if (h && !heldout) ok = false;
-    }
-    if (ok && (!heldout || any_heldout)) break;
-  }
-
   // A background that contrasts with every object.
   const Colour* bg = nullptr;
   for (;;) {
@@ -304,7 +296,7 @@ ShapesSample shapes_render(int64_t index, const ShapesOptions& options) {
   }
 
   ShapesSample sample;
-  if (!two) {
+  if (objects.size() == 1) {
     Object& o = objects[0];
     const auto& pos_list = positions();
     const Position& pos = pos_list[std::uniform_int_distribution<size_t>(0, pos_list.size() - 1)(rng)];
@@ -314,7 +306,7 @@ ShapesSample shapes_render(int64_t index, const ShapesOptions& options) {
     draw(img, o);
     sample.captions = single_captions(o, pos, *bg, options.captions_per_image, rng);
   } else {
-    const int relation = std::uniform_int_distribution<int>(0, 1)(rng);
+    if (relation < 0) relation = std::uniform_int_distribution<int>(0, 1)(rng);
     const double along = 0.5 + wobble(rng);
     for (int i = 0; i < 2; ++i) {
       Object& o = objects[static_cast<size_t>(i)];
@@ -325,9 +317,50 @@ ShapesSample shapes_render(int64_t index, const ShapesOptions& options) {
       draw(img, o);
     }
     sample.captions = pair_captions(objects[0], objects[1], relation, options.captions_per_image, rng);
+    sample.scene.relation = relation;
   }
+  for (const Object& o : objects) sample.scene.objects.push_back({o.colour, o.shape});
   sample.image = std::move(img);
   return sample;
+}
+
+}  // namespace
+
+ShapesSample shapes_render(int64_t index, const ShapesOptions& options) {
+  std::mt19937_64 rng = render_stream(index, options);
+  const bool heldout = options.split == ShapesSplit::heldout;
+  const bool two = std::uniform_int_distribution<int>(0, 9)(rng) < 4;
+  std::vector<Object> objects(two ? 2 : 1);
+  for (;;) {
+    bool any_heldout = false, ok = true;
+    for (auto& o : objects) {
+      o.shape = std::uniform_int_distribution<int>(0, kShapeCount - 1)(rng);
+      o.colour = std::uniform_int_distribution<int>(0, kColourCount - 1)(rng);
+      o.large = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+      const bool h = is_heldout(o.colour, o.shape);
+      any_heldout |= h;
+      if (h && !heldout) ok = false;
+    }
+    if (ok && (!heldout || any_heldout)) break;
+  }
+  return render(std::move(objects), -1, options, rng);
+}
+
+ShapesSample shapes_render_scene(const ShapesScene& scene, int64_t index, const ShapesOptions& options) {
+  if (scene.objects.empty() || scene.objects.size() > 2 || (scene.objects.size() == 2 && (scene.relation < 0 || scene.relation > 1)))
+    throw Error("shapes: a scene has one object, or two with relation 0 (above) or 1 (left of)");
+  std::mt19937_64 rng = render_stream(index, options);
+  std::vector<Object> objects;
+  for (const ShapesObject& so : scene.objects) {
+    if (so.colour < 0 || so.colour >= kColourCount || so.shape < 0 || so.shape >= kShapeCount)
+      throw Error("shapes: colour or shape index out of range");
+    Object o{};
+    o.colour = so.colour;
+    o.shape = so.shape;
+    o.large = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+    objects.push_back(o);
+  }
+  return render(std::move(objects), scene.relation, options, rng);
 }
 
 void shapes_write(const std::string& dir, const ShapesOptions& options,

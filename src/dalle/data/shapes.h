@@ -27,9 +27,23 @@ struct ShapesOptions {
   int64_t shard_size = 0;
 };
 
+// What an image shows, by index into shapes_colour_names() and shapes_names().
+struct ShapesObject {
+  int colour = 0;
+  int shape = 0;
+};
+
+// The scene of one image: one object, or two side by side (the first above or left of the
+// second). The ground truth that `dalle eval` judges samples against.
+struct ShapesScene {
+  std::vector<ShapesObject> objects;
+  int relation = -1;  // two objects: 0 = first above second, 1 = first left of second
+};
+
 struct ShapesSample {
   Image image;
   std::vector<std::string> captions;
+  ShapesScene scene;
 };
 
 const std::vector<std::string>& shapes_names();
@@ -38,6 +52,11 @@ const std::vector<std::string>& shapes_colour_names();
 const std::vector<std::pair<std::string, std::string>>& shapes_heldout_pairs();
 
 ShapesSample shapes_render(int64_t index, const ShapesOptions& options);
+// A given scene, with size, position, background and colour jitter drawn from (seed, index) as
+// shapes_render draws them; options.split is ignored.
+ShapesSample shapes_render_scene(const ShapesScene& scene, int64_t index, const ShapesOptions& options);
+// Whether (colour, shape) is kept out of the train split.
+bool shapes_pair_heldout(int colour, int shape);
 
 // Writes NNNNNN.png and NNNNNN.txt (one caption per line) into `dir`, or tar shards of them
 // (options.shard_size). `progress(done)` is called from the writing threads' coordinator.

@@ -148,4 +148,27 @@ bool plot_grad_scales(const std::string& metrics_path, const std::string& png_pa
   return true;
 }
 
+void plot_curves(const std::string& png_path, const std::string& title, const std::string& x_label,
+                 const std::string& y_label, const std::vector<double>& x, const std::vector<PlotSeries>& series,
+                 bool log2_x) {
+  std::string data;
+  for (size_t i = 0; i < x.size(); ++i) {
+    data += std::to_string(x[i]);
+    for (const PlotSeries& s : series) data += i < s.y.size() ? " " + std::to_string(s.y[i]) : " NaN";
+    data += "\n";
+  }
+  const std::string data_path = png_path + ".dat";
+  write_file_atomic(data_path, data);
+  std::string script = "set terminal pngcairo noenhanced size 900,560 font 'sans,10'\n";
+  script += "set output " + quote(png_path) + "\nset title " + quote(title) + "\n";
+  script += "set xlabel " + quote(x_label) + "\nset ylabel " + quote(y_label) + "\nset grid\nset key bottom right\n";
+  script += "set datafile missing 'NaN'\n";
+  if (log2_x) script += "set logscale x 2\n";
+  std::string plots;
+  for (size_t i = 0; i < series.size(); ++i)
+    plots += std::string(plots.empty() ? "plot " : ", ") + quote(data_path) + " using 1:" + std::to_string(i + 2) +
+             " with linespoints title " + quote(series[i].title);
+  run_gnuplot(script + plots + "\n", data_path, png_path);
+}
+
 }  // namespace dalle
