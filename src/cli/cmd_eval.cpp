@@ -3,10 +3,12 @@
 #include "dalle/util/torch_api.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
+#include "dalle/eval/fid_eval.h"
 #include "dalle/eval/judge.h"
 #include "dalle/eval/shapes_eval.h"
 #include "dalle/util/error.h"
@@ -27,6 +29,9 @@ struct EvalFlags {
   int threads = 0;
   int seeds = 2;
   ShapesEvalOptions shapes;
+  std::string real;
+  std::string blur = "0,1,2,4,8";
+  FidEvalOptions fid;
 };
 
 std::string percent(double x) {
@@ -104,6 +109,37 @@ int run_shapes(EvalFlags& f) {
   return 0;
 }
 
+int run_fid(EvalFlags& f) {
+  apply_threads(f.threads);
+  const std::string model = f.model.empty() ? default_model_path() : f.model;
+  Bundle bundle = bundle_load(model);
+  f.fid.blur.clear();
+  std::stringstream radii(f.blur);
+  for (std::string r; std::getline(radii, r, ',');) {
+    char* end = nullptr;
+    const double v = std::strtod(r.c_str(), &end);
+    if (r.empty() || *end != '\0' || v < 0 || v > 64) throw Error("--blur: '" + r + "' is not a radius in 0..64 pixels");
+    f.fid.blur.push_back(v);
+  }
+  f.fid.seed = static_cast<uint64_t>(f.seed);
+  ProgressBar bar("sampling", 0, "img");
+  std::string phase = "sampling";
+  f.fid.progress = [&](const std::string& what, int64_t done, int64_t total) {
+    if (what != phase) {
+      bar.finish();
+      std::fprintf(stderr, "eval fid: features at %zu blur radii\n", f.fid.blur.size());
+      phase = what;
+    }
+    bar.set_total(total);
+    bar.update(done);
+  };
+  fid_eval(bundle, f.real, f.fid, f.out);
+  bar.finish();
+  std::fprintf(stderr, "%s", read_file_text(path_join(f.out, "fid.md")).c_str());
+  std::fprintf(stderr, "eval fid: wrote %s/fid.json, fid.md, fid_blur.png and generated/\n", f.out.c_str());
+  return 0;
+}
+
 void add_sampler_options(CLI::App* cmd, SamplerSettings& s) {
   cmd->add_option("--temperature", s.temperature, "Sampling temperature")->capture_default_str();
   cmd->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
@@ -160,6 +196,33 @@ void register_eval(CLI::App& app, Action& action) {
   add_threads_option(shapes, f.threads);
   add_progress_options(shapes);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });
+
+  CLI::App* fid = cmd->add_subcommand(
+      "fid", "Frechet distance and KID between images drawn from a dataset's captions and its images, over a blur sweep");
+  fid->add_option("-m,--model", f.model, "Model bundle (default: the shipped models/default)");
+  fid->add_option("--real", f.real, "Images with captions: a folder, tar shards or a TSV (the first -n, in name order)")
+      ->required();
+  fid->add_option("-o,--output", f.out, "Folder: fid.json, fid.md, fid_blur.png, generated/ (kept; a rerun samples only "
+                                        "what is missing)")->required();
+  fid->add_option("-n,--count", f.fid.count, "Real images, and one generated per caption")->capture_default_str()
+      ->check(CLI::Range(2, 10000000));
+  fid->add_option("--inception", f.fid.inception,
+                  "Inception-v3 weights as safetensors (`dalle convert` of torchvision's inception_v3_google-*.pth); "
+                  "without it the reranker's image features give `fd_rerank`, which is not FID");
+  fid->add_option("--blur", f.blur, "Gaussian blur radii (pixels) applied to both sets, comma-separated")
+      ->capture_default_str();
+  fid->add_option("--candidates", f.fid.candidates, "Keep the reranker's best of this many per caption (1 = plain samples)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  fid->add_option("-b,--batch", f.fid.batch, "Captions sampled together")->capture_default_str()->check(CLI::Range(1, 1024));
+  fid->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
+  fid->add_option("--kid-subsets", f.fid.kid_subsets, "KID: random subsets averaged")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  fid->add_option("--kid-subset-size", f.fid.kid_subset_size, "KID: features per subset")->capture_default_str()
+      ->check(CLI::Range(2, 1000000));
+  add_sampler_options(fid, f.fid.sampler);
+  add_threads_option(fid, f.threads);
+  add_progress_options(fid);
+  fid->callback([&action] { action = [] { return run_fid(f); }; });
 }
 
 }  // namespace dalle::cli
