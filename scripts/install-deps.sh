@@ -25,7 +25,7 @@ CORE=(
   nlohmann-json3-dev libcli11-dev
 )
 TEST=(libgtest-dev googletest
-      python3-torch       # reference twins: tests run PyTorch itself (/usr/bin/python3) on the same weights
+      python3-torch python3-torchvision  # reference twins: tests run PyTorch itself (/usr/bin/python3) on the same weights
       chromium python3-websocket)  # the server's page in a real headless browser, driven over CDP
 FUZZ=(clang libclang-rt-14-dev)
 PLOT=(gnuplot-nox)

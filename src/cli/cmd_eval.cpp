@@ -109,18 +109,25 @@ int run_shapes(EvalFlags& f) {
   return 0;
 }
 
+// "0,1,2,4,8" -> radii; throws naming the bad item.
+std::vector<double> parse_radii(const std::string& list) {
+  std::vector<double> radii;
+  std::stringstream items(list);
+  for (std::string r; std::getline(items, r, ',');) {
+    char* end = nullptr;
+    const double v = std::strtod(r.c_str(), &end);
+    if (r.empty() || *end != '\0' || !(v >= 0 && v <= 64)) throw Error("'" + r + "' is not a radius in 0..64 pixels");
+    radii.push_back(v);
+  }
+  if (radii.empty()) throw Error("no radii");
+  return radii;
+}
+
 int run_fid(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
   Bundle bundle = bundle_load(model);
-  f.fid.blur.clear();
-  std::stringstream radii(f.blur);
-  for (std::string r; std::getline(radii, r, ',');) {
-    char* end = nullptr;
-    const double v = std::strtod(r.c_str(), &end);
-    if (r.empty() || *end != '\0' || v < 0 || v > 64) throw Error("--blur: '" + r + "' is not a radius in 0..64 pixels");
-    f.fid.blur.push_back(v);
-  }
+  f.fid.blur = parse_radii(f.blur);
   f.fid.seed = static_cast<uint64_t>(f.seed);
   ProgressBar bar("sampling", 0, "img");
   std::string phase = "sampling";
@@ -210,7 +217,17 @@ void register_eval(CLI::App& app, Action& action) {
                   "Inception-v3 weights as safetensors (`dalle convert` of torchvision's inception_v3_google-*.pth); "
                   "without it the reranker's image features give `fd_rerank`, which is not FID");
   fid->add_option("--blur", f.blur, "Gaussian blur radii (pixels) applied to both sets, comma-separated")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            try {
+              parse_radii(value);
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+            return std::string();
+          },
+          "RADII"));
   fid->add_option("--candidates", f.fid.candidates, "Keep the reranker's best of this many per caption (1 = plain samples)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   fid->add_option("-b,--batch", f.fid.batch, "Captions sampled together")->capture_default_str()->check(CLI::Range(1, 1024));
