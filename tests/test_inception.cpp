@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -37,16 +38,21 @@ struct ReferenceDir {
   }
 };
 
-const std::string& inception_reference() {
-  static const ReferenceDir dir{[] {
+// `variant`: "torchvision" or "fid" (the script's second argument).
+const std::string& inception_reference(const std::string& variant = "torchvision") {
+  static std::map<std::string, ReferenceDir> dirs;
+  if (dirs.count(variant)) return dirs[variant].path;
+  ReferenceDir& dir = dirs[variant];
+  dir.path = [&] {
     if (std::system((std::string(kPython) + " -c 'import torchvision' >/dev/null 2>&1").c_str()) != 0)
       return std::string();
-    const fs::path out = fs::temp_directory_path() / ("dalle_test_" + std::to_string(::getpid()) + "_inception_reference");
+    const fs::path out =
+        fs::temp_directory_path() / ("dalle_test_" + std::to_string(::getpid()) + "_inception_reference_" + variant);
     const std::string cmd = std::string(kPython) + " " + DALLE_TEST_DATA_DIR + "/make_inception_reference.py " +
-                            out.string() + " >/dev/null 2>&1";
+                            out.string() + " " + variant + " >/dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("reference script failed: " + cmd);
     return out.string();
-  }()};
+  }();
   return dir.path;
 }
 
@@ -58,28 +64,50 @@ torch::Tensor read_raw(const std::string& path, const std::vector<int64_t>& shap
   return t;
 }
 
-TEST(Inception, FeaturesMatchTorchvisionOnTheSameWeights) {
-  const std::string ref = inception_reference();
-  if (ref.empty()) GTEST_SKIP() << "needs Debian's python3-torchvision (/usr/bin/python3 -c 'import torchvision')";
+// Our features against the twin's for one variant; returns the twin's features.
+torch::Tensor check_twin(const std::string& variant, InceptionVariant expected_variant) {
+  const std::string ref = inception_reference(variant);
   const nlohmann::json meta = nlohmann::json::parse(read_file_text(ref + "/meta.json"));
   const std::string weights = (test::scratch_dir("inception") / "inception.safetensors").string();
   const test::CliRun run = test::dalle_run("convert " + ref + "/inception.pth -o " + weights);
-  ASSERT_EQ(run.code, 0) << run.output;
+  if (run.code != 0) {
+    ADD_FAILURE() << run.output;
+    return {};
+  }
 
   InceptionV3 net = inception_v3_load(weights);
+  EXPECT_EQ(net->variant(), expected_variant);
   const torch::Tensor images = read_raw(ref + "/images.u8", meta.at("images").get<std::vector<int64_t>>(), torch::kUInt8);
   const torch::Tensor expected =
       read_raw(ref + "/features.f32", meta.at("features").get<std::vector<int64_t>>(), torch::kFloat32);
   // Batches of 3 and 1: batching must not change any image's features.
   const torch::Tensor features = inception_features(net, images, /*batch=*/3);
-  ASSERT_EQ(features.sizes(), expected.sizes());
+  if (features.sizes() != expected.sizes()) {
+    ADD_FAILURE() << "feature shapes differ";
+    return {};
+  }
   const double scale = expected.abs().max().item<double>();
   const double err = (features - expected).abs().max().item<double>();
   // The same fp32 operations in the same order; only convolution algorithms may sum differently.
   EXPECT_LT(err, 1e-4 * std::max(1.0, scale)) << "max |ours - torchvision| " << err << " (features up to " << scale << ")";
   // The images differ, so must their features: a test of a degenerate network would pass too easily.
   EXPECT_GT((expected[0] - expected[1]).abs().max().item<double>(), 100 * err + 1e-3);
-  std::printf("pool3 features: max |ours - torchvision| %.3g (features up to %.3g)\n", err, scale);
+  std::printf("pool3 features (%s): max |ours - twin| %.3g (features up to %.3g)\n", variant.c_str(), err, scale);
+  return expected;
+}
+
+TEST(Inception, FeaturesMatchTorchvisionOnTheSameWeights) {
+  if (inception_reference().empty()) GTEST_SKIP() << "needs Debian's python3-torchvision (/usr/bin/python3 -c 'import torchvision')";
+  check_twin("torchvision", InceptionVariant::torchvision);
+}
+
+TEST(Inception, TheFidNetworkIsRecognisedByItsWeightsAndMatchesItsTwin) {
+  if (inception_reference("fid").empty()) GTEST_SKIP() << "needs Debian's python3-torchvision";
+  const torch::Tensor fid = check_twin("fid", InceptionVariant::fid);
+  if (!fid.defined()) return;
+  // Its pooling matters: torchvision's network on the same weights reads the images otherwise.
+  const torch::Tensor plain = read_raw(inception_reference("fid") + "/features_torchvision.f32", fid.sizes().vec(), torch::kFloat32);
+  EXPECT_GT((fid - plain).abs().max().item<double>(), 1e-2);
 }
 
 // The file our tests write: every tensor of a fresh network, plus what torchvision's checkpoint

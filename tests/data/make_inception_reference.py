@@ -12,12 +12,18 @@ output flattened.
 Outputs: inception.pth, images.u8 [N,H,W,3], features.f32 [N,2048] (little-endian raw arrays)
 and meta.json with their shapes.
 
-Needs Debian's python3-torchvision: /usr/bin/python3 tests/data/make_inception_reference.py OUT_DIR
+With a second argument `fid`, the network is the FID variant instead (pytorch-fid's port of the
+2015 TensorFlow graph: a 1008-way fc, and before each branch_pool conv an average that leaves the
+padding out, or in Mixed_7c a maximum), written here by patching torchvision's blocks; it then
+also writes features_torchvision.f32, the unpatched network's features on the same weights.
+
+Needs Debian's python3-torchvision: /usr/bin/python3 tests/data/make_inception_reference.py OUT_DIR [fid]
 """
 import json
 import math
 import os
 import sys
+import types
 
 import torch
 import torch.nn as nn
@@ -52,12 +58,54 @@ def network_input(images_u8):
     return x / 255 * 2 - 1
 
 
-def main(out):
+def fid_pool(x, maximum=False):
+    if maximum:
+        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+def fid_a(self, x):
+    b5 = self.branch5x5_2(self.branch5x5_1(x))
+    b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+    return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(fid_pool(x))], 1)
+
+
+def fid_c(self, x):
+    b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+    d = self.branch7x7dbl_1(x)
+    for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        d = conv(d)
+    return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(fid_pool(x))], 1)
+
+
+def fid_e(maximum):
+    def forward(self, x):
+        b3 = self.branch3x3_1(x)
+        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        return torch.cat([self.branch1x1(x), self.branch3x3_2a(b3), self.branch3x3_2b(b3), self.branch3x3dbl_3a(d),
+                          self.branch3x3dbl_3b(d), self.branch_pool(fid_pool(x, maximum))], 1)
+    return forward
+
+
+def make_fid_variant(model):
+    for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):
+        getattr(model, name).forward = types.MethodType(fid_a, getattr(model, name))
+    for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
+        getattr(model, name).forward = types.MethodType(fid_c, getattr(model, name))
+    model.Mixed_7b.forward = types.MethodType(fid_e(False), model.Mixed_7b)
+    model.Mixed_7c.forward = types.MethodType(fid_e(True), model.Mixed_7c)
+
+
+def main(out, variant):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
-    model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    n_params = sum(p.numel() for p in model.parameters())
-    assert n_params == 27161264, n_params  # torchvision's count for the ImageNet checkpoint
+    fid = variant == "fid"
+    if fid:
+        model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    else:
+        model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+        n_params = sum(p.numel() for p in model.parameters())
+        assert n_params == 27161264, n_params  # torchvision's count for the ImageNet checkpoint
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -86,6 +134,12 @@ def main(out):
     model.eval()
     pooled = {}
     model.avgpool.register_forward_hook(lambda mod, inp, outp: pooled.update(features=torch.flatten(outp, 1)))
+    if fid:
+        with torch.no_grad():
+            model(x)
+        with open(os.path.join(out, "features_torchvision.f32"), "wb") as f:
+            f.write(pooled["features"].contiguous().numpy().astype("<f4").tobytes())
+        make_fid_variant(model)
     with torch.no_grad():
         model(x)
     features = pooled["features"].contiguous()
@@ -110,4 +164,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "torchvision")

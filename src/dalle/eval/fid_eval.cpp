@@ -131,8 +131,12 @@ json fid_eval(Bundle& bundle, const std::string& real_data, const FidEvalOptions
   }
   const json report = {
       {"metric", metric},
-      {"features", fid ? "Inception-v3 pool3 (torchvision's network; weights " + o.inception + ")"
-                       : "the bundle's reranker image tower (rerank.safetensors): not comparable with published FID"},
+      {"features",
+       !fid ? "the bundle's reranker image tower (rerank.safetensors): not comparable with published FID"
+       : inception->variant() == InceptionVariant::fid
+           ? "Inception-v3 pool3, the FID network (TensorFlow 2015 weights " + o.inception + "): comparable with published FID"
+           : "Inception-v3 pool3, torchvision's network (weights " + o.inception +
+                 "): comparable with torchvision-Inception FIDs, not with published (TensorFlow) ones"},
       {"model", bundle.path},
       {"real", real_data},
       {"images", real.images.size(0)},

@@ -56,9 +56,20 @@ class MaxPool : public InceptionStage {
   torch::Tensor forward(const torch::Tensor& x) override { return torch::max_pool2d(x, {3, 3}, {2, 2}); }
 };
 
-// The 3x3 stride-1 average pool before each block's branch_pool conv (padding counted as zeros,
-// as F.avg_pool2d does by default).
-torch::Tensor avg_pool_3x3(const torch::Tensor& x) { return torch::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1}); }
+// The 3x3 stride-1 pool before each block's branch_pool conv. torchvision averages with the
+// padding counted as zeros (F.avg_pool2d's default); the FID network (pytorch-fid's port of the
+// 2015 TensorFlow graph) leaves the padding out of the average, and Mixed_7c takes the maximum.
+enum class PoolKind { average, average_without_padding, maximum };
+
+torch::Tensor pool_3x3(const torch::Tensor& x, PoolKind kind) {
+  switch (kind) {
+    case PoolKind::average_without_padding:
+      return torch::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
+    case PoolKind::maximum: return torch::max_pool2d(x, {3, 3}, {1, 1}, {1, 1});
+    case PoolKind::average: break;
+  }
+  return torch::avg_pool2d(x, {3, 3}, {1, 1}, {1, 1});
+}
 
 // Mixed blocks register their convs under torchvision's branch names.
 class Mixed : public InceptionStage {
@@ -72,7 +83,7 @@ class Mixed : public InceptionStage {
 // InceptionA (Mixed_5b..5d), 35x35: 1x1, 5x5, double 3x3 and pool branches.
 class MixedA : public Mixed {
  public:
-  MixedA(int64_t in, int64_t pool_features) {
+  MixedA(int64_t in, int64_t pool_features, PoolKind pool) : pool_kind_(pool) {
     b1x1_ = add("branch1x1", in, 64, 1, 1);
     b5x5_1_ = add("branch5x5_1", in, 48, 1, 1);
     b5x5_2_ = add("branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
@@ -83,11 +94,12 @@ class MixedA : public Mixed {
   }
   torch::Tensor forward(const torch::Tensor& x) override {
     return torch::cat({b1x1_->forward(x), b5x5_2_->forward(b5x5_1_->forward(x)),
-                       b3dbl_3_->forward(b3dbl_2_->forward(b3dbl_1_->forward(x))), pool_->forward(avg_pool_3x3(x))},
+                       b3dbl_3_->forward(b3dbl_2_->forward(b3dbl_1_->forward(x))), pool_->forward(pool_3x3(x, pool_kind_))},
                       1);
   }
 
  private:
+  PoolKind pool_kind_;
   std::shared_ptr<Conv> b1x1_, b5x5_1_, b5x5_2_, b3dbl_1_, b3dbl_2_, b3dbl_3_, pool_;
 };
 
@@ -113,7 +125,7 @@ class MixedB : public Mixed {
 // InceptionC (Mixed_6b..6e), 17x17: 7x7 convolutions factored into 1x7 and 7x1.
 class MixedC : public Mixed {
  public:
-  MixedC(int64_t in, int64_t c7) {
+  MixedC(int64_t in, int64_t c7, PoolKind pool) : pool_kind_(pool) {
     b1x1_ = add("branch1x1", in, 192, 1, 1);
     b7_1_ = add("branch7x7_1", in, c7, 1, 1);
     b7_2_ = add("branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
@@ -129,10 +141,11 @@ class MixedC : public Mixed {
     const torch::Tensor b7 = b7_3_->forward(b7_2_->forward(b7_1_->forward(x)));
     torch::Tensor b7dbl = b7dbl_1_->forward(x);
     for (auto* conv : {&b7dbl_2_, &b7dbl_3_, &b7dbl_4_, &b7dbl_5_}) b7dbl = (*conv)->forward(b7dbl);
-    return torch::cat({b1x1_->forward(x), b7, b7dbl, pool_->forward(avg_pool_3x3(x))}, 1);
+    return torch::cat({b1x1_->forward(x), b7, b7dbl, pool_->forward(pool_3x3(x, pool_kind_))}, 1);
   }
 
  private:
+  PoolKind pool_kind_;
   std::shared_ptr<Conv> b1x1_, b7_1_, b7_2_, b7_3_, b7dbl_1_, b7dbl_2_, b7dbl_3_, b7dbl_4_, b7dbl_5_, pool_;
 };
 
@@ -159,7 +172,7 @@ class MixedD : public Mixed {
 // InceptionE (Mixed_7b, 7c), 8x8: the 3x3 branches split into parallel 1x3 and 3x1.
 class MixedE : public Mixed {
  public:
-  explicit MixedE(int64_t in) {
+  MixedE(int64_t in, PoolKind pool) : pool_kind_(pool) {
     b1x1_ = add("branch1x1", in, 320, 1, 1);
     b3_1_ = add("branch3x3_1", in, 384, 1, 1);
     b3_2a_ = add("branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);
@@ -174,11 +187,12 @@ class MixedE : public Mixed {
     const torch::Tensor b3 = b3_1_->forward(x);
     const torch::Tensor b3dbl = b3dbl_2_->forward(b3dbl_1_->forward(x));
     return torch::cat({b1x1_->forward(x), b3_2a_->forward(b3), b3_2b_->forward(b3), b3dbl_3a_->forward(b3dbl),
-                       b3dbl_3b_->forward(b3dbl), pool_->forward(avg_pool_3x3(x))},
+                       b3dbl_3b_->forward(b3dbl), pool_->forward(pool_3x3(x, pool_kind_))},
                       1);
   }
 
  private:
+  PoolKind pool_kind_;
   std::shared_ptr<Conv> b1x1_, b3_1_, b3_2a_, b3_2b_, b3dbl_1_, b3dbl_2_, b3dbl_3a_, b3dbl_3b_, pool_;
 };
 
@@ -202,7 +216,9 @@ bool unused_by_features(const std::string& name) {
 
 }  // namespace
 
-InceptionV3Impl::InceptionV3Impl() {
+InceptionV3Impl::InceptionV3Impl(InceptionVariant variant) : variant_(variant) {
+  const bool fid = variant == InceptionVariant::fid;
+  const PoolKind avg = fid ? PoolKind::average_without_padding : PoolKind::average;
   // torchvision's order and names; the pools are parameterless but keep their places.
   const std::vector<std::pair<std::string, std::shared_ptr<InceptionStage>>> stages = {
       {"Conv2d_1a_3x3", std::make_shared<Conv>(3, 32, 3, 3, 2)},            // 149x149
@@ -212,17 +228,17 @@ InceptionV3Impl::InceptionV3Impl() {
       {"Conv2d_3b_1x1", std::make_shared<Conv>(64, 80, 1, 1)},              // 73x73
       {"Conv2d_4a_3x3", std::make_shared<Conv>(80, 192, 3, 3)},             // 71x71
       {"maxpool2", std::make_shared<MaxPool>()},                           // 35x35
-      {"Mixed_5b", std::make_shared<MixedA>(192, 32)},                     // 256 channels
-      {"Mixed_5c", std::make_shared<MixedA>(256, 64)},                     // 288
-      {"Mixed_5d", std::make_shared<MixedA>(288, 64)},                     // 288
+      {"Mixed_5b", std::make_shared<MixedA>(192, 32, avg)},                     // 256 channels
+      {"Mixed_5c", std::make_shared<MixedA>(256, 64, avg)},                     // 288
+      {"Mixed_5d", std::make_shared<MixedA>(288, 64, avg)},                     // 288
       {"Mixed_6a", std::make_shared<MixedB>(288)},                         // 768 x 17x17
-      {"Mixed_6b", std::make_shared<MixedC>(768, 128)},
-      {"Mixed_6c", std::make_shared<MixedC>(768, 160)},
-      {"Mixed_6d", std::make_shared<MixedC>(768, 160)},
-      {"Mixed_6e", std::make_shared<MixedC>(768, 192)},
+      {"Mixed_6b", std::make_shared<MixedC>(768, 128, avg)},
+      {"Mixed_6c", std::make_shared<MixedC>(768, 160, avg)},
+      {"Mixed_6d", std::make_shared<MixedC>(768, 160, avg)},
+      {"Mixed_6e", std::make_shared<MixedC>(768, 192, avg)},
       {"Mixed_7a", std::make_shared<MixedD>(768)},                         // 1280 x 8x8
-      {"Mixed_7b", std::make_shared<MixedE>(1280)},                        // 2048
-      {"Mixed_7c", std::make_shared<MixedE>(2048)},                        // 2048
+      {"Mixed_7b", std::make_shared<MixedE>(1280, avg)},                        // 2048
+      {"Mixed_7c", std::make_shared<MixedE>(2048, fid ? PoolKind::maximum : avg)},  // 2048
   };
   for (const auto& [name, stage] : stages) stages_.push_back(register_module(name, stage));
 }
@@ -236,7 +252,10 @@ torch::Tensor InceptionV3Impl::forward(const torch::Tensor& x) {
 
 InceptionV3 inception_v3_load(const std::string& safetensors_path) {
   const SafeTensors st = safetensors_load(safetensors_path);
-  InceptionV3 net;
+  // pytorch-fid's FID weights keep the TensorFlow graph's 1008-way classifier; torchvision's 1000.
+  auto fc = st.tensors.find("fc.weight");
+  const bool fid = fc != st.tensors.end() && fc->second.dim() == 2 && fc->second.size(0) == 1008;
+  InceptionV3 net(fid ? InceptionVariant::fid : InceptionVariant::torchvision);
   net->eval();
   std::vector<std::pair<std::string, torch::Tensor>> targets;
   for (const auto& item : net->named_parameters(true)) targets.emplace_back(item.key(), item.value());
@@ -261,7 +280,8 @@ InceptionV3 inception_v3_load(const std::string& safetensors_path) {
   for (const auto& [name, tensor] : st.tensors)
     if (!expected.count(name) && !unused_by_features(name)) problems.push_back("unexpected tensor '" + name + "'");
   if (!problems.empty()) {
-    std::string message = "not torchvision's Inception-v3 weights (convert inception_v3_google-*.pth with dalle convert): " +
+    std::string message = "not Inception-v3 weights (convert torchvision's inception_v3_google-*.pth or pytorch-fid's "
+                          "pt_inception-2015-12-05-*.pth with dalle convert): " +
                           std::to_string(problems.size()) + " problem(s):";
     const size_t shown = std::min<size_t>(problems.size(), 12);
     for (size_t i = 0; i < shown; ++i) message += "\n  " + problems[i];

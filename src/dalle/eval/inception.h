@@ -4,9 +4,10 @@
 // so torchvision's ImageNet checkpoint, converted with `dalle convert inception_v3_google-*.pth`,
 // loads by name.
 //
-// This is torchvision's network, not pytorch-fid's "FID Inception" (which changes the pooling of
-// Mixed_5b..7c and ships the 2015 TensorFlow weights): features, and so FID values, are
-// comparable with other runs of this port, not with numbers published from the TensorFlow graph.
+// Two variants, chosen by the weights: torchvision's network (its ImageNet checkpoint), and the
+// FID network that published FIDs use (pytorch-fid's port of the 2015 TensorFlow graph, with its
+// weights pt_inception-2015-12-05-*.pth: the same tensors, a 1008-way fc, and other pooling
+// before the branch_pool convs). Only the second gives FIDs comparable with published ones.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -19,18 +20,22 @@ namespace dalle {
 
 class InceptionStage;  // one named layer of the network (a conv, a pool or a Mixed block)
 
+enum class InceptionVariant { torchvision, fid };
+
 class InceptionV3Impl : public torch::nn::Module {
  public:
-  InceptionV3Impl();
+  explicit InceptionV3Impl(InceptionVariant variant = InceptionVariant::torchvision);
+  InceptionVariant variant() const { return variant_; }
   // x: [B, 3, 299, 299] already scaled to [-1, 1] -> pool3 features [B, 2048].
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  InceptionVariant variant_;
   std::vector<std::shared_ptr<InceptionStage>> stages_;
 };
 TORCH_MODULE(InceptionV3);
 
-// Loads a safetensors file: every needed parameter and BatchNorm buffer is checked by name and
+// Loads a safetensors file (the variant from its fc: 1008 classes is the FID network): every needed parameter and BatchNorm buffer is checked by name and
 // shape and converted to fp32; the file's AuxLogits.*, fc.* and *.num_batches_tracked tensors are
 // ignored (FID needs neither head). Anything missing, mis-shaped, non-float or unknown is one
 // error naming the file and the tensors. The network comes back in eval() mode.
