@@ -19,7 +19,7 @@ TEST(EvalFid, BlurSweepWithRerankFeaturesResumesAndNamesItsMetric) {
   const std::string real = (dir / "real").string(), out = (dir / "fid").string();
   ASSERT_EQ(test::dalle_run("data shapes -n 48 --size 32 -o " + real).code, 0);
   const std::string cmd = "eval fid -m " + std::string(DALLE_SOURCE_DIR) + "/models/default --real " + real +
-                          " -n 40 --kid-subset-size 20 --kid-subsets 10 -o " + out + " -t 2";
+                          " -n 40 --kid-subset-size 20 --kid-subsets 10 -o " + out + " -t 1";
   const test::CliRun run = test::dalle_run(cmd + " --blur 0,2");
   ASSERT_EQ(run.code, 0) << run.output;
   const json r = json::parse(read_file_text(out + "/fid.json"));

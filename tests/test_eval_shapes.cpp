@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include "dalle/util/torch_api.h"
+
 #include <nlohmann/json.hpp>
 
 #include "dalle/data/shapes.h"
@@ -44,6 +46,7 @@ TEST(ShapesScene, RendersTheSceneItIsAskedForAndLabelsRandomOnes) {
 }
 
 TEST(Judge, TrainsTo97PercentOnFreshRendersAtTheTinyResolution) {
+  torch::set_num_threads(1);  // ctest runs two tests at once on two cores
   JudgeTrainOptions o;
   o.image_size = 32;
   o.steps = 1200;
@@ -90,7 +93,7 @@ TEST(ShapesEval, ReportOnTheShippedModelIsCompleteAndResumes) {
   const std::string out = (test::scratch_dir("eval_shapes") / "eval").string();
   const std::string cmd = "eval shapes -m " + std::string(DALLE_SOURCE_DIR) +
                           "/models/default -o " + out + " -n 4 --seeds 1 --max-prompts 2 --relations 2 "
-                          "--ceiling-renders 2 --judge-steps 300 -t 2";
+                          "--ceiling-renders 2 --judge-steps 300 -t 1";
   const test::CliRun run = test::dalle_run(cmd);
   ASSERT_EQ(run.code, 0) << run.output;
   const json r = json::parse(read_file_text(out + "/report.json"));

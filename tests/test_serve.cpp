@@ -32,7 +32,7 @@ struct Server {
     std::sscanf(started->c_str() + started->find("listening on http://") + 20, "%*[^:]:%d", &port);
   }
   static std::vector<std::string> args(const std::vector<std::string>& flags) {
-    std::vector<std::string> a = {DALLE_BINARY, "serve", "-m", kModel, "--port", "0", "-t", "2"};
+    std::vector<std::string> a = {DALLE_BINARY, "serve", "-m", kModel, "--port", "0", "-t", "1"};
     a.insert(a.end(), flags.begin(), flags.end());
     return a;
   }
@@ -264,7 +264,7 @@ TEST(Serve, SigtermDrainsAndExitsZero) {
 TEST(Serve, LoadOf200RequestsFrom16ClientsGets200Or429AndBoundedMemory) {
   const std::string bench = fs::path(DALLE_BINARY).parent_path() / "bench_serve";
   if (!fs::exists(bench)) GTEST_SKIP() << "bench_serve is not built (DALLE_BUILD_BENCH=OFF)";
-  const test::CliRun run = test::dalle_run_program(bench + " " + kModel + " 200 16 2 1 1 2");
+  const test::CliRun run = test::dalle_run_program(bench + " " + kModel + " 200 16 2 1 1 1");
   ASSERT_EQ(run.code, 0) << run.output;
   const json r = json::parse(run.output.substr(run.output.rfind('{')));
   EXPECT_EQ(r["ok"].get<int>() + r["refused"].get<int>(), 200) << run.output;
