@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Writes tests/data/checkpoints/: small torch.save files for the checkpoint reader's tests
-(tests/test_torch_checkpoint.cpp), so those tests need no Python. Run with Debian's python3-torch:
+(tests/test_torch_checkpoint.cpp), so those tests need no Python. Run with Debian's python3-torch
+(the legacy format's record of each module class's source file gets this script's name, not a
+path):
 
     /usr/bin/python3 tests/data/make_checkpoint_fixtures.py
 
@@ -63,8 +65,7 @@ class Net(nn.Module):
                 t.copy_(pattern(t.shape, t.dtype))
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
+def main(out):
     os.makedirs(out, exist_ok=True)
     torch.save(state_dict(), os.path.join(out, "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)
     torch.save(state_dict(), os.path.join(out, "state_dict_zip.pt"))
@@ -73,7 +74,12 @@ def main():
 
 
 if __name__ == "__main__":
+    import sys
     import warnings
 
     warnings.filterwarnings("ignore", message="Couldn't retrieve source code")
-    main()
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The legacy format records each module class's source file: this script's name, not its path.
+    os.chdir(here)
+    sys.modules["__main__"].__file__ = os.path.basename(__file__)
+    main(os.path.join(here, "checkpoints"))
