@@ -26,42 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-// The reference folder, made once per test process and removed when it exits; empty when
-// python3-torchvision is missing.
-struct ReferenceDir {
-  std::string path;
-  ~ReferenceDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-};
-
-// `variant`: "torchvision" or "fid" (the script's second argument).
+// `variant`: "torchvision" or "fid" (the script's second argument); "" without python3-torchvision.
 const std::string& inception_reference(const std::string& variant = "torchvision") {
-  static std::map<std::string, ReferenceDir> dirs;
-  if (dirs.count(variant)) return dirs[variant].path;
-  ReferenceDir& dir = dirs[variant];
-  dir.path = [&] {
-    if (std::system((std::string(kPython) + " -c 'import torchvision' >/dev/null 2>&1").c_str()) != 0)
-      return std::string();
-    const fs::path out =
-        fs::temp_directory_path() / ("dalle_test_" + std::to_string(::getpid()) + "_inception_reference_" + variant);
-    const std::string cmd = std::string(kPython) + " " + DALLE_TEST_DATA_DIR + "/make_inception_reference.py " +
-                            out.string() + " " + variant + " >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("reference script failed: " + cmd);
-    return out.string();
-  }();
-  return dir.path;
-}
-
-torch::Tensor read_raw(const std::string& path, const std::vector<int64_t>& shape, torch::ScalarType dtype) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
-  torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-  EXPECT_EQ(bytes.size(), static_cast<size_t>(t.nbytes())) << path;
-  std::memcpy(t.data_ptr(), bytes.data(), std::min<size_t>(bytes.size(), t.nbytes()));
-  return t;
+  return test::python_reference("torchvision", "make_inception_reference.py", variant);
 }
 
 // Our features against the twin's for one variant; returns the twin's features.
@@ -77,9 +44,9 @@ torch::Tensor check_twin(const std::string& variant, InceptionVariant expected_v
 
   InceptionV3 net = inception_v3_load(weights);
   EXPECT_EQ(net->variant(), expected_variant);
-  const torch::Tensor images = read_raw(ref + "/images.u8", meta.at("images").get<std::vector<int64_t>>(), torch::kUInt8);
+  const torch::Tensor images = test::read_raw(ref + "/images.u8", meta.at("images").get<std::vector<int64_t>>(), torch::kUInt8);
   const torch::Tensor expected =
-      read_raw(ref + "/features.f32", meta.at("features").get<std::vector<int64_t>>(), torch::kFloat32);
+      test::read_raw(ref + "/features.f32", meta.at("features").get<std::vector<int64_t>>(), torch::kFloat32);
   // Batches of 3 and 1: batching must not change any image's features.
   const torch::Tensor features = inception_features(net, images, /*batch=*/3);
   if (features.sizes() != expected.sizes()) {
@@ -106,7 +73,7 @@ TEST(Inception, TheFidNetworkIsRecognisedByItsWeightsAndMatchesItsTwin) {
   const torch::Tensor fid = check_twin("fid", InceptionVariant::fid);
   if (!fid.defined()) return;
   // Its pooling matters: torchvision's network on the same weights reads the images otherwise.
-  const torch::Tensor plain = read_raw(inception_reference("fid") + "/features_torchvision.f32", fid.sizes().vec(), torch::kFloat32);
+  const torch::Tensor plain = test::read_raw(inception_reference("fid") + "/features_torchvision.f32", fid.sizes().vec(), torch::kFloat32);
   EXPECT_GT((fid - plain).abs().max().item<double>(), 1e-2);
 }
 

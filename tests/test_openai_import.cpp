@@ -22,41 +22,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-// The fixture folder, made once per test process and removed when it exits; empty when
-// python3-torch is missing.
-struct FixtureDir {
-  std::string path;
-  ~FixtureDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-};
-
-const std::string& reference_fixture() {
-  static const FixtureDir dir{[] {
-    if (std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) return std::string();
-    const fs::path out = fs::temp_directory_path() / ("dalle_test_" + std::to_string(::getpid()) + "_openai_fixture");
-    const std::string cmd = std::string(kPython) + " " + DALLE_TEST_DATA_DIR + "/make_openai_dvae_fixture.py " +
-                            out.string() + " >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("fixture script failed: " + cmd);
-    return out.string();
-  }()};
-  return dir.path;
-}
+// The fixture folder (generated: the pickles are megabytes); "" without python3-torch.
+const std::string& reference_fixture() { return test::python_reference("torch", "make_openai_dvae_fixture.py"); }
 
 #define REQUIRE_REFERENCE()                                                                          \
   if (reference_fixture().empty()) GTEST_SKIP() << "needs Debian's python3-torch (scripts/install-deps.sh --test)"
-
-torch::Tensor read_raw(const std::string& dir, const std::string& name, const std::vector<int64_t>& shape,
-                       torch::ScalarType dtype) {
-  const std::vector<uint8_t> bytes = read_file_bytes(dir + "/" + name);
-  torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-  EXPECT_EQ(bytes.size(), static_cast<size_t>(t.nbytes())) << name;
-  std::memcpy(t.data_ptr(), bytes.data(), std::min<size_t>(bytes.size(), t.nbytes()));
-  return t;
-}
 
 std::vector<int64_t> shape_of(const nlohmann::json& meta, const char* key) { return meta.at(key).get<std::vector<int64_t>>(); }
 
@@ -78,10 +48,10 @@ TEST(OpenaiImport, TokensAndReconstructionsMatchTheReferenceCode) {
   EXPECT_EQ(config.vae.n_init, meta.at("n_init").get<int>());
   EXPECT_EQ(config.vae.blocks_per_group, meta.at("blocks_per_group").get<int>());
 
-  const torch::Tensor images = read_raw(fx, "images.u8", shape_of(meta, "images"), torch::kUInt8);
-  const torch::Tensor ref_logits = read_raw(fx, "logits.f32", shape_of(meta, "logits"), torch::kFloat32);
-  const torch::Tensor ref_tokens = read_raw(fx, "tokens.i64", shape_of(meta, "tokens"), torch::kInt64);
-  const torch::Tensor ref_recon = read_raw(fx, "recon.f32", shape_of(meta, "recon"), torch::kFloat32);
+  const torch::Tensor images = test::read_raw(fx + "/images.u8", shape_of(meta, "images"), torch::kUInt8);
+  const torch::Tensor ref_logits = test::read_raw(fx + "/logits.f32", shape_of(meta, "logits"), torch::kFloat32);
+  const torch::Tensor ref_tokens = test::read_raw(fx + "/tokens.i64", shape_of(meta, "tokens"), torch::kInt64);
+  const torch::Tensor ref_recon = test::read_raw(fx + "/recon.f32", shape_of(meta, "recon"), torch::kFloat32);
   torch::InferenceMode inference;
   const torch::Tensor x = map_pixels(images.permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0), config.vae.eps);
   const torch::Tensor logits = vae->encoder(x);

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "dalle/io/safetensors.h"
 #include "dalle/io/torch_checkpoint.h"
+#include "dalle/io/weights.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 
@@ -21,12 +22,6 @@ struct ConvertFlags {
   bool list = false;
 };
 
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 int run_convert(const ConvertFlags& f) {
   const TorchCheckpoint ckpt = torch_checkpoint_load(f.input);
   int64_t elements = 0, bytes = 0;
@@ -34,7 +29,7 @@ int run_convert(const ConvertFlags& f) {
     elements += t.numel();
     bytes += t.numel() * static_cast<int64_t>(t.element_size());
     if (f.list)
-      std::printf("%-60s %-5s %s\n", name.c_str(), safetensors_dtype_name(t.scalar_type()).c_str(), shape_text(t).c_str());
+      std::printf("%-60s %-5s %s\n", name.c_str(), safetensors_dtype_name(t.scalar_type()).c_str(), shape_string(t.sizes()).c_str());
   }
   char size[64];
   std::snprintf(size, sizeof(size), "%lld elements, %.1f MB", static_cast<long long>(elements), bytes / 1e6);

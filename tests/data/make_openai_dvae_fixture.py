@@ -53,38 +53,33 @@ class Conv2d(nn.Module):
         return F.conv2d(x.float(), self.w.float(), self.b.float(), padding=(self.kw - 1) // 2)
 
 
-class EncoderBlock(nn.Module):
+class ResBlock(nn.Module):
+    """id_path(x) + post_gain * res_path(x); the two halves differ only in their kernel sizes."""
+
+    kernels = (3, 3, 3, 1)
+
     def __init__(self, n_in, n_out, n_layers):
         super().__init__()
         self.n_in, self.n_out, self.n_layers = n_in, n_out, n_layers
         n_hid = n_out // 4
         self.post_gain = 1 / n_layers**2
         self.id_path = Conv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
-        self.res_path = nn.Sequential(OrderedDict([
-            ("relu_1", nn.ReLU()), ("conv_1", Conv2d(n_in, n_hid, 3)),
-            ("relu_2", nn.ReLU()), ("conv_2", Conv2d(n_hid, n_hid, 3)),
-            ("relu_3", nn.ReLU()), ("conv_3", Conv2d(n_hid, n_hid, 3)),
-            ("relu_4", nn.ReLU()), ("conv_4", Conv2d(n_hid, n_out, 1))]))
+        widths = [n_in, n_hid, n_hid, n_hid, n_out]
+        layers = []
+        for i, kw in enumerate(self.kernels):
+            layers += [(f"relu_{i + 1}", nn.ReLU()), (f"conv_{i + 1}", Conv2d(widths[i], widths[i + 1], kw))]
+        self.res_path = nn.Sequential(OrderedDict(layers))
 
     def forward(self, x):
         return self.id_path(x) + self.post_gain * self.res_path(x)
 
 
-class DecoderBlock(nn.Module):
-    def __init__(self, n_in, n_out, n_layers):
-        super().__init__()
-        self.n_in, self.n_out, self.n_layers = n_in, n_out, n_layers
-        n_hid = n_out // 4
-        self.post_gain = 1 / n_layers**2
-        self.id_path = Conv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
-        self.res_path = nn.Sequential(OrderedDict([
-            ("relu_1", nn.ReLU()), ("conv_1", Conv2d(n_in, n_hid, 1)),
-            ("relu_2", nn.ReLU()), ("conv_2", Conv2d(n_hid, n_hid, 3)),
-            ("relu_3", nn.ReLU()), ("conv_3", Conv2d(n_hid, n_hid, 3)),
-            ("relu_4", nn.ReLU()), ("conv_4", Conv2d(n_hid, n_out, 3))]))
+class EncoderBlock(ResBlock):
+    kernels = (3, 3, 3, 1)
 
-    def forward(self, x):
-        return self.id_path(x) + self.post_gain * self.res_path(x)
+
+class DecoderBlock(ResBlock):
+    kernels = (1, 3, 3, 3)
 
 
 class Encoder(nn.Module):
@@ -139,7 +134,7 @@ class Decoder(nn.Module):
         return self.blocks(x)
 
 
-register("dall_e.utils", Conv2d)
+register("dall_e.utils", Conv2d, ResBlock)
 register("dall_e.encoder", EncoderBlock, Encoder)
 register("dall_e.decoder", DecoderBlock, Decoder)
 

@@ -3,9 +3,9 @@
 #include "dalle/util/torch_api.h"
 
 #include <set>
-#include <sstream>
 
 #include "dalle/io/safetensors.h"
+#include "dalle/io/weights.h"
 #include "dalle/util/error.h"
 
 namespace dalle {
@@ -195,14 +195,6 @@ class MixedE : public Mixed {
   PoolKind pool_kind_;
   std::shared_ptr<Conv> b1x1_, b3_1_, b3_2a_, b3_2b_, b3dbl_1_, b3dbl_2_, b3dbl_3a_, b3dbl_3b_, pool_;
 };
-
-std::string shape_string(c10::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
-  out << "]";
-  return out.str();
-}
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 bool ends_with(const std::string& s, const std::string& suffix) {

@@ -9,8 +9,6 @@
 
 namespace dalle {
 
-namespace {
-
 std::string shape_string(c10::IntArrayRef sizes) {
   std::ostringstream out;
   out << "[";
@@ -18,8 +16,6 @@ std::string shape_string(c10::IntArrayRef sizes) {
   out << "]";
   return out.str();
 }
-
-}  // namespace
 
 void module_weights_into(const torch::nn::Module& module, SafeTensors& st,
                          const std::string& prefix) {

@@ -10,6 +10,9 @@
 
 namespace dalle {
 
+// "[64, 3, 7, 7]": how weight errors and listings print a shape.
+std::string shape_string(c10::IntArrayRef sizes);
+
 // Adds `prefix + name` -> parameter (detached) for every parameter of `module`.
 void module_weights_into(const torch::nn::Module& module, SafeTensors& st,
                          const std::string& prefix = "");
