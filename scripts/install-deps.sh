@@ -22,6 +22,7 @@ CORE=(
   libxxhash-dev           # XXH3 hashes (duplicate images, tokenizer fingerprints)
   libwebp-dev             # WebP images in every reader
   libcpp-httplib-dev      # the HTTP server (dalle serve)
+  libgloo-dev             # headers of c10d's Gloo process group (data-parallel training)
   nlohmann-json3-dev libcli11-dev
 )
 TEST=(libgtest-dev googletest

@@ -1,6 +1,7 @@
 // dalle train: train the transformer prior on a token folder; the run folder is a bundle.
 #include "cli/command.h"
 #include "dalle/bundle/config.h"
+#include "dalle/dist/process_group.h"
 #include "dalle/train/prior_trainer.h"
 
 namespace dalle::cli {
@@ -12,13 +13,26 @@ struct TrainFlags {
   PriorTrainOptions options;
   int64_t seed = 0;
   bool no_samples = false;
+  double dist_timeout = 600;
+  std::string fault_nonfinite_loss;  // tests: "STEP" or "STEP@RANK"
 };
+
+// --fault-nonfinite-loss STEP[@RANK]: that update's loss becomes NaN (on one rank, or on all).
+std::function<bool(int64_t)> nonfinite_fault(const std::string& spec, int rank) {
+  if (spec.empty()) return nullptr;
+  const size_t at = spec.find('@');
+  const int64_t step = std::stoll(spec.substr(0, at));
+  const bool here = at == std::string::npos || std::stoi(spec.substr(at + 1)) == rank;
+  return [step, here](int64_t s) { return here && s + 1 == step; };
+}
 
 int run_train(TrainFlags& f) {
   apply_threads(f.options.threads);
   f.options.quiet = quiet();
   f.options.seed = static_cast<uint64_t>(f.seed);
   if (f.no_samples) f.options.sample_prompts.clear();
+  f.options.dist = join_distributed(f.dist_timeout);
+  f.options.nonfinite_loss_at = nonfinite_fault(f.fault_nonfinite_loss, f.options.dist ? f.options.dist->rank() : 0);
   ModelConfig config;
   if (!f.options.resume) config = config_load(resolve_config_path(f.config));
   prior_train(config, f.options);
@@ -45,6 +59,8 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("-o,--output", o.out, "Run folder; becomes a model bundle for `dalle generate --model`")->required();
   cmd->add_option("--tokenizer", o.tokenizer, "Tokenizer file to use (default: learn one from the captions)");
   cmd->add_option("--steps", o.steps, "Total updates (default: the config's prior_train.steps)");
+  cmd->add_option("-b,--batch", o.batch, "Samples per update on each rank (default: the config's prior_train.batch)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--accumulate", o.accumulate, "Micro-batches per update (gradient accumulation)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
@@ -64,6 +80,16 @@ void register_train(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "Recompute each resblock in backward instead of keeping its activations (less memory, ~1/3 more compute)");
+  cmd->add_option("--powersgd-rank", o.powersgd_rank,
+                  "Data-parallel runs: compress the resblocks' weight-matrix gradients with PowerSGD at this rank "
+                  "(0 = off; default: the config's prior_train.powersgd_rank)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--shard-optimizer", o.shard_optimizer,
+                "Data-parallel runs: each rank keeps AdamW moments and EMA for 1/N of the weights (ZeRO stage 1)");
+  add_dist_options(cmd, f.dist_timeout);
+  cmd->add_option("--fault-nonfinite-loss", f.fault_nonfinite_loss,
+                  "Testing: make update STEP's loss NaN (STEP@RANK: on that rank only)")
+      ->group("");  // hidden
   add_threads_option(cmd, o.threads);
   add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_train(f); }; });

@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
+#include "dalle/dist/process_group.h"
 #include "dalle/io/image.h"
 #include "dalle/io/weights.h"
 #include "dalle/train/vae_trainer.h"
@@ -50,6 +51,7 @@ struct VaeFlags {
   std::string import_config = "paper";
   int image_size = 256;
   bool force = false;
+  double dist_timeout = 600;
 };
 
 int run_train(const VaeFlags& f) {
@@ -74,6 +76,7 @@ int run_train(const VaeFlags& f) {
   o.precision = f.precision;
   o.checkpoint_activations = f.checkpoint_activations;
   o.device = f.device;
+  o.dist = join_distributed(f.dist_timeout);
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
   vae_train(config, o);
@@ -194,6 +197,7 @@ void register_vae(CLI::App& app, Action& action) {
       ->capture_default_str();
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,
                   "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
+  add_dist_options(train, f.dist_timeout);
   add_threads_option(train, f.threads);
   add_progress_options(train);
   train->callback([&action] { action = [] { return run_train(f); }; });

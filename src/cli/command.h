@@ -4,7 +4,12 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
+
+namespace dalle {
+class DistGroup;
+}  // namespace dalle
 
 namespace dalle::cli {
 
@@ -31,6 +36,15 @@ void apply_threads(int threads);
 void add_progress_options(CLI::App* app);
 void apply_progress_options();
 bool quiet();
+
+// Data-parallel training (dalle/dist/): --dist-timeout on a trainer; join_distributed() joins
+// the process group the launcher's environment describes (torchrun, srun, or RANK/WORLD_SIZE/
+// MASTER_ADDR/MASTER_PORT by hand), nullptr when it describes none. After joining, errors main()
+// reports name this rank.
+void add_dist_options(CLI::App* app, double& timeout_seconds);
+std::shared_ptr<DistGroup> join_distributed(double timeout_seconds);
+// "rank R of W: " in a distributed run, else "".
+const std::string& rank_prefix();
 
 // The shipped model: $DALLE_MODEL, else models/default next to the build tree or the cwd.
 std::string default_model_path();

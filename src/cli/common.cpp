@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "cli/command.h"
+
+#include "dalle/dist/process_group.h"
 #include "dalle/util/error.h"
 #include "dalle/util/progress.h"
 #include "dalle/util/threads.h"
@@ -62,6 +64,33 @@ std::vector<fs::path> search_roots() {
 }
 
 }  // namespace
+
+namespace {
+
+std::string& rank_prefix_storage() {
+  static std::string prefix;
+  return prefix;
+}
+
+}  // namespace
+
+void add_dist_options(CLI::App* app, double& timeout_seconds) {
+  app->add_option("--dist-timeout", timeout_seconds,
+                  "Data-parallel runs (launched by torchrun, srun, or with RANK, WORLD_SIZE, MASTER_ADDR and "
+                  "MASTER_PORT set): seconds to wait for the other ranks to join and for each collective; a rank "
+                  "that dies makes the others exit with an error within this time")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+}
+
+std::shared_ptr<DistGroup> join_distributed(double timeout_seconds) {
+  std::shared_ptr<DistGroup> group = dist_join_from_env(timeout_seconds);
+  if (group)
+    rank_prefix_storage() = "rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + ": ";
+  return group;
+}
+
+const std::string& rank_prefix() { return rank_prefix_storage(); }
 
 std::string default_model_path() {
   if (const char* env = std::getenv("DALLE_MODEL"); env && *env) return env;

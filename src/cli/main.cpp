@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "dalle/dist/process_group.h"
 #include "dalle/util/build_info.h"
 #include "dalle/util/error.h"
 
@@ -96,16 +97,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dalle: error: missing command (see `dalle --help`)\n");
     return 2;
   }
+  // In a data-parallel run every message names its rank (a DistError names it already).
+  auto prefix = [](const std::exception& e) {
+    return dynamic_cast<const dalle::DistError*>(&e) ? "" : dalle::cli::rank_prefix().c_str();
+  };
   try {
     return action();
   } catch (const dalle::Error& e) {
-    std::fprintf(stderr, "dalle: error: %s\n", e.what());
+    std::fprintf(stderr, "dalle: error: %s%s\n", prefix(e), e.what());
   } catch (const c10::Error& e) {
     // libtorch errors carry a backtrace; the first line is the message.
     std::string msg = e.what_without_backtrace();
-    std::fprintf(stderr, "dalle: error: %s\n", msg.substr(0, msg.find('\n')).c_str());
+    std::fprintf(stderr, "dalle: error: %s%s\n", prefix(e), msg.substr(0, msg.find('\n')).c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dalle: error: %s\n", e.what());
+    std::fprintf(stderr, "dalle: error: %s%s\n", prefix(e), e.what());
   }
   return 1;
 }

@@ -71,7 +71,7 @@ const std::vector<Field<PriorTrainConfig>>& prior_train_fields() {
       DALLE_FIELD(PriorTrainConfig, max_halvings), DALLE_FIELD(PriorTrainConfig, val_fraction),
       DALLE_FIELD(PriorTrainConfig, caption_drop), DALLE_FIELD(PriorTrainConfig, bpe_dropout),
       DALLE_FIELD(PriorTrainConfig, ema_every),    DALLE_FIELD(PriorTrainConfig, nonfinite_loss_limit),
-      DALLE_FIELD(PriorTrainConfig, augment)};
+      DALLE_FIELD(PriorTrainConfig, augment),      DALLE_FIELD(PriorTrainConfig, powersgd_rank)};
   return f;
 }
 

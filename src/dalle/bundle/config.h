@@ -94,6 +94,9 @@ struct PriorTrainConfig {
   // With --encode-on-the-fly: SPEC §3's near-centre crop and random resize, no flip (false:
   // centre crops). Pre-encoded tokens carry whatever crops `dalle vae encode --crops` made.
   bool augment = true;
+  // Data-parallel runs (SPEC §3): PowerSGD's rank for the resblocks' weight matrices, 0 = all
+  // gradients all-reduced uncompressed (the paper: 896 at 12B, 640 at 5.6B, 512 at 2.8B).
+  int powersgd_rank = 0;
 };
 
 // The contrastive reranker (SPEC §5): a small text transformer over the bundle's BPE ids and a

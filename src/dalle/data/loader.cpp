@@ -238,6 +238,8 @@ HeldOutSet loader_read_holdout(LoaderOptions o, int64_t max_images) {
   o.augment = AugmentKind::centre;
   o.batch_size = 1;
   o.shuffle_buffer = 1;  // the source's order: the same images whatever the seed
+  o.rank = 0;            // every rank of a data-parallel run validates on the same images
+  o.world = 1;
   std::vector<torch::Tensor> images;
   try {
     Loader loader(o);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/loader.h"
@@ -13,6 +14,7 @@
 #include "dalle/rerank/retrieval.h"
 #include "dalle/train/adamw.h"
 #include "dalle/train/checkpoint.h"
+#include "dalle/dist/data_parallel.h"
 #include "dalle/train/ema.h"
 #include "dalle/train/metrics_log.h"
 #include "dalle/util/error.h"
@@ -54,12 +56,15 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   ModelConfig config = opt.resume ? config_load(path_join(opt.out, kConfigFile)) : preset;
   RerankConfig& rc = config.rerank;
   if (opt.steps >= 0) rc.steps = opt.steps;
+  const int world = opt.dist ? opt.dist->world() : 1;
+  const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder
+  const bool quiet = opt.quiet || !main_rank;
   LoaderPosition position;
   int64_t start = 0;
   if (opt.resume) {
     const nlohmann::json state = checkpoint_read_state(ckpt_path);
     start = state.at("step").get<int64_t>();
-    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
+    position = resume_position(state, opt.dist.get(), "rerank train");
   }
 
   // Pairs stream (data/loader.h) with SPEC §3's augmentation (near-centre crop, random resize,
@@ -75,31 +80,43 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   lo.holdout = rc.val_fraction;
   lo.max_samples = opt.max_images;
   lo.require_caption = true;
+  lo.rank = opt.dist ? opt.dist->rank() : 0;
+  lo.world = world;
   const HeldOutSet held_out = loader_read_holdout(lo, rc.val_pairs);
   const int64_t n_val = held_out.images.size(0);
   Loader loader(lo, position);
   LoaderBatch batch = loader.next();  // fails here, before the run folder exists, on unusable data
 
-  make_dirs(opt.out);
-  const Tokenizer tokenizer =
-      tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
-                        opt.tokenizer.empty() && !opt.resume ? loader_read_captions(opt.data, kTokenizerSampleSize)
-                                                             : std::vector<std::vector<std::string>>{},
-                        config.prior.text_vocab);
+  // Rank 0 learns (or checks) the tokenizer and writes it; the others read what it wrote.
+  Tokenizer tokenizer;
+  if (main_rank) {
+    make_dirs(opt.out);
+    tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
+                                  opt.tokenizer.empty() && !opt.resume
+                                      ? loader_read_captions(opt.data, kTokenizerSampleSize)
+                                      : std::vector<std::vector<std::string>>{},
+                                  config.prior.text_vocab);
+  }
+  if (opt.dist) {
+    opt.dist->barrier();
+    if (!main_rank) tokenizer = Tokenizer::load(path_join(opt.out, config.tokenizer_file));
+  }
   const int vocab = tokenizer.vocab_size();
   torch::manual_seed(opt.seed);
   Reranker model(rc, vocab);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : model->named_parameters(true)) params.emplace_back(item.key(), item.value());
+  std::unique_ptr<DataParallel> dp;
+  if (opt.dist) dp = std::make_unique<DataParallel>(opt.dist, params, DataParallelOptions{});
   AdamW optimizer(params, {0.9, 0.98, 1e-6, rc.weight_decay}, decays);
   Ema ema(*model);
   if (opt.resume) checkpoint_load(ckpt_path, *model, optimizer, ema);
-  config_save(path_join(opt.out, kConfigFile), config);
+  if (main_rank) config_save(path_join(opt.out, kConfigFile), config);
   Reranker shipped(rc, vocab);
   shipped->eval();
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();
-  if (!opt.quiet)
+  if (!quiet)
     std::fprintf(stderr, "rerank: %lld params, streaming %s (%s), %lld held-out pairs, tokenizer %d ids\nconfig: %s\n",
                  static_cast<long long>(n_params), opt.data.c_str(), rc.augment ? "augmented" : "centre crops",
                  static_cast<long long>(n_val), vocab, config_to_json(config)["rerank"].dump().c_str());
@@ -123,15 +140,22 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     acc.top5 = hits.pairs ? double(hits.top5) / hits.pairs : 0;
     return acc;
   };
+  // Every rank calls it (the data positions are gathered); rank 0 writes.
   auto save_all = [&](int64_t step) {
+    const nlohmann::json positions =
+        dp ? nlohmann::json(dp->all_gather({position.epoch, position.sample}))
+           : nlohmann::json::array({{position.epoch, position.sample}});
+    if (!main_rank) return;
     checkpoint_save(ckpt_path, *model, optimizer, ema,
-                    {{"step", step}, {"seed", opt.seed}, {"data_epoch", position.epoch}, {"data_sample", position.sample}});
+                    {{"step", step}, {"seed", opt.seed}, {"data_epoch", position.epoch}, {"data_sample", position.sample},
+                     {"data_positions", positions}, {"world_size", world}});
     ema.copy_to(*shipped);
     reranker_save(path_join(opt.out, kRerankWeightsFile), shipped, step, tokenizer.fingerprint());
   };
 
   RerankTrainResult result;
-  MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
+  std::optional<MetricsLog> metrics;
+  if (main_rank) metrics.emplace(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
   ProgressBar bar("rerank", rc.steps - start, "step");
   const auto t0 = std::chrono::steady_clock::now();
   model->train();
@@ -143,7 +167,15 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     const torch::Tensor text = model->embed_text(rerank_encode_captions(tokenizer, batch.captions, rc, vocab));
     const torch::Tensor image = model->embed_images(to_float_images(batch.images));
     const torch::Tensor loss = contrastive_loss(text, image, model->log_scale);
+    if (dp) dp->before_backward(true);
     loss.backward();
+    double loss_value = loss.item<double>();
+    if (dp) {
+      dp->after_backward();
+      loss_value = dp->mean({loss_value})[0];  // the same stop decision on every rank
+    }
+    if (!std::isfinite(loss_value))
+      throw Error("rerank: loss became non-finite at step " + std::to_string(step) + " (try a lower lr)");
     optimizer.step(lr);
     {
       torch::NoGradGuard no_grad;
@@ -151,26 +183,25 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     }
     ema.update(*model, rc.ema_decay);
 
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw Error("rerank: loss became non-finite at step " + std::to_string(step) + " (try a lower lr)");
     if (step == start) result.first_loss = loss_value;
     result.last_loss = loss_value;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double pairs_per_s = (step - start + 1) * rc.batch / std::max(elapsed, 1e-9);
+    const double pairs_per_s = (step - start + 1) * rc.batch * world / std::max(elapsed, 1e-9);
     nlohmann::json record = {{"step", step + 1}, {"loss", loss_value}, {"lr", lr},
                              {"temperature", 1 / std::exp(model->log_scale.item<double>())},
                              {"pairs_per_s", pairs_per_s}, {"epoch", position.epoch},
-                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)}};
+                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)},
+                             {"batch", rc.batch}, {"global_batch", rc.batch * world}, {"world_size", world}};
+    if (dp) record["comm_bytes"] = dp->take_comm_bytes();
     const bool last = step + 1 == rc.steps;
-    if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
+    if (main_rank && n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       result.val = evaluate();
       record["val_top1"] = result.val.top1;
       record["val_top5"] = result.val.top5;
       record["val_pool"] = result.val.pool;
     }
-    metrics.write(record);
-    if (!opt.quiet) {
+    if (metrics) metrics->write(record);
+    if (!quiet) {
       char extra[160];
       std::snprintf(extra, sizeof(extra), "loss %.4f lr %.2e T %.3f %.0f pairs/s%s", loss_value, lr,
                     record["temperature"].get<double>(), pairs_per_s,
@@ -181,13 +212,14 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     }
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
   }
-  if (!opt.quiet) bar.finish();
+  if (!quiet) bar.finish();
   if (start >= rc.steps) {
     save_all(rc.steps);
-    if (n_val > 0) result.val = evaluate();
+    if (main_rank && n_val > 0) result.val = evaluate();
   }
+  if (dp) dp->check_replicas_agree();
   result.steps = rc.steps;
-  if (!opt.quiet) {
+  if (!quiet) {
     if (n_val > 0)
       std::fprintf(stderr,
                    "rerank: held-out caption->image retrieval over %d captions, pools of %d candidates: "

@@ -5,11 +5,14 @@
 // tokenizer; copy rerank.safetensors into a bundle to have `dalle generate` rerank with it.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "dalle/bundle/config.h"
 
 namespace dalle {
+
+class DistGroup;
 
 struct RerankTrainOptions {
   std::string data;       // image-caption source
@@ -25,6 +28,9 @@ struct RerankTrainOptions {
   int workers = 2;           // image decoding + augmentation threads
   int64_t shuffle_buffer = 1000;
   bool quiet = false;
+  // Data parallelism (dist/): this rank's process group (nullptr: one process). rerank.batch is
+  // per rank, and each rank's contrastive loss takes its negatives from its own batch.
+  std::shared_ptr<DistGroup> dist;
 };
 
 struct RetrievalAccuracy {

@@ -20,6 +20,10 @@ void AdamW::zero_grad() {
     if (s.param.grad().defined()) s.param.mutable_grad().zero_();
 }
 
+void AdamW::freeze(const std::function<bool(const std::string&)>& frozen) {
+  for (auto& s : slots_) s.frozen = s.frozen || frozen(s.name);
+}
+
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++steps_;
@@ -27,7 +31,7 @@ void AdamW::step(double lr) {
   const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (auto& s : slots_) {
     const torch::Tensor& g = s.param.grad();
-    if (!g.defined()) continue;
+    if (!g.defined() || s.frozen) continue;
     s.m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     s.v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
     if (s.decay && options_.weight_decay > 0) s.param.mul_(1.0 - lr * options_.weight_decay);

@@ -28,6 +28,8 @@ class AdamW {
 
   void step(double lr);
   void zero_grad();
+  // Parameters for which `frozen(name)` is true are left alone by later steps (their moments too).
+  void freeze(const std::function<bool(const std::string&)>& frozen);
   int64_t steps() const { return steps_; }
 
   void state_into(SafeTensors& st) const;  // "adam.m.<name>", "adam.v.<name>", metadata adam_steps
@@ -38,6 +40,7 @@ class AdamW {
     std::string name;
     torch::Tensor param, m, v;
     bool decay;
+    bool frozen = false;
   };
   std::vector<Slot> slots_;
   AdamWOptions options_;

@@ -11,8 +11,8 @@
 namespace dalle {
 
 void checkpoint_save(const std::string& path, const torch::nn::Module& model, const AdamW& optimizer,
-                     const Ema& ema, const nlohmann::json& state) {
-  SafeTensors st;
+                     const Ema& ema, const nlohmann::json& state, const SafeTensors& extra) {
+  SafeTensors st = extra;
   module_weights_into(model, st, "model.");
   ema.state_into(st, "ema.");
   optimizer.state_into(st);
@@ -43,7 +43,7 @@ nlohmann::json parse_state(const SafeTensors& st, const std::string& path) {
 nlohmann::json checkpoint_read_state(const std::string& path) { return parse_state(load_checkpoint_file(path), path); }
 
 nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
-                               Ema& ema) {
+                               Ema& ema, SafeTensors* file) {
   SafeTensors st = load_checkpoint_file(path);
   // Only the "model." tensors are checked against the module; others are ours.
   SafeTensors weights;
@@ -53,7 +53,9 @@ nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model
   module_load_weights(model, weights, path, "model.");
   ema.load_state(st, "ema.", path);
   optimizer.load_state(st, path);
-  return parse_state(st, path);
+  nlohmann::json state = parse_state(st, path);
+  if (file) *file = std::move(st);
+  return state;
 }
 
 namespace {

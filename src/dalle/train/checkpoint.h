@@ -15,13 +15,15 @@ namespace dalle {
 
 constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 
+// `extra`: more tensors and metadata to keep (PowerSGD error buffers, other ranks' shards).
 void checkpoint_save(const std::string& path, const torch::nn::Module& model, const AdamW& optimizer,
-                     const Ema& ema, const nlohmann::json& state);
+                     const Ema& ema, const nlohmann::json& state, const SafeTensors& extra = {});
 // The saved training state alone (step, data position, ...), before any model exists.
 nlohmann::json checkpoint_read_state(const std::string& path);
-// Restores model, optimizer and EMA in place; returns the saved state.
+// Restores model, optimizer and EMA in place; returns the saved state. `file`: the whole
+// checkpoint, for state kept through `extra`.
 nlohmann::json checkpoint_load(const std::string& path, torch::nn::Module& model, AdamW& optimizer,
-                               Ema& ema);
+                               Ema& ema, SafeTensors* file = nullptr);
 
 // Deterministic batch order: epoch e is a seeded permutation of [0, n); the batch for `step`
 // is positions [step*batch, (step+1)*batch) of the concatenated epochs. Depends only on

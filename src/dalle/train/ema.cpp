@@ -6,8 +6,10 @@
 
 namespace dalle {
 
-Ema::Ema(const torch::nn::Module& module) {
+Ema::Ema(const torch::nn::Module& module, const std::function<bool(const std::string&)>& keep) {
   for (const auto& item : module.named_parameters(true)) {
+    kept_.push_back(!keep || keep(item.key()));
+    if (!kept_.back()) continue;
     names_.push_back(item.key());
     shadow_.push_back(item.value().detach().clone());
   }
@@ -15,8 +17,9 @@ Ema::Ema(const torch::nn::Module& module) {
 
 void Ema::update(const torch::nn::Module& module, double decay) {
   torch::NoGradGuard no_grad;
-  size_t i = 0;
-  for (const auto& item : module.named_parameters(true)) shadow_[i++].lerp_(item.value(), 1.0 - decay);
+  size_t i = 0, k = 0;
+  for (const auto& item : module.named_parameters(true))
+    if (kept_[k++]) shadow_[i++].lerp_(item.value(), 1.0 - decay);
 }
 
 void Ema::state_into(SafeTensors& st, const std::string& prefix) const {
@@ -35,8 +38,9 @@ void Ema::load_state(const SafeTensors& st, const std::string& prefix, const std
 
 void Ema::copy_to(torch::nn::Module& module) const {
   torch::NoGradGuard no_grad;
-  size_t i = 0;
-  for (auto& item : module.named_parameters(true)) item.value().copy_(shadow_[i++]);
+  size_t i = 0, k = 0;
+  for (auto& item : module.named_parameters(true))
+    if (kept_[k++]) item.value().copy_(shadow_[i++]);
 }
 
 }  // namespace dalle

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,14 +13,16 @@ namespace dalle {
 
 class Ema {
  public:
-  explicit Ema(const torch::nn::Module& module);
+  // `keep(name)`: which parameters this process averages (a ZeRO-1 shard); all when empty.
+  explicit Ema(const torch::nn::Module& module, const std::function<bool(const std::string&)>& keep = nullptr);
   void update(const torch::nn::Module& module, double decay);
   void state_into(SafeTensors& st, const std::string& prefix) const;
   void load_state(const SafeTensors& st, const std::string& prefix, const std::string& source);
-  // Copies the averages into a module of the same architecture.
+  // Copies the averages into a module of the same architecture (the kept parameters only).
   void copy_to(torch::nn::Module& module) const;
 
  private:
+  std::vector<bool> kept_;  // per module parameter, in order
   std::vector<std::string> names_;
   std::vector<torch::Tensor> shadow_;
 };

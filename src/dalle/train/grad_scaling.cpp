@@ -84,9 +84,11 @@ double grad_global_norm(const std::vector<torch::Tensor>& params) {
 
 std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
                                     bool fp16_grads, const std::vector<torch::Tensor>& params, double clip,
-                                    AdamW& optimizer, double lr, int64_t step) {
+                                    AdamW& optimizer, double lr, int64_t step,
+                                    const std::function<void(std::vector<bool>& overflowed)>& sync) {
   std::vector<bool> overflowed;
   if (scales) overflowed = grad_scales_unscale(*scales, blocks, fp16_grads);
+  if (sync) sync(overflowed);
   // Any non-finite gradient (a 32-bit one, or all of them in fp32 mode) shows in the norm.
   const double norm = grad_global_norm(params);
   const bool nonfinite = !std::isfinite(norm);

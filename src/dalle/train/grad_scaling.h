@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -60,9 +61,12 @@ double grad_global_norm(const std::vector<torch::Tensor>& params);
 // gradient, in any mode) nothing else happens: parameters, AdamW moments and step count stay as
 // they were, only overflowed blocks lower their scales, and it returns nullopt. Otherwise it
 // grows the scales, clips the gradients of `params` to global norm `clip`, steps `optimizer` and
-// returns the norm before clipping.
+// returns the norm before clipping. `sync`, in a data-parallel run, is called with the blocks'
+// overflow flags right after unscaling: it compresses and reduces what is left (PowerSGD) and
+// makes the flags the same on every rank.
 std::optional<double> scaled_update(GradScales* scales, const std::vector<std::vector<torch::Tensor>>& blocks,
                                     bool fp16_grads, const std::vector<torch::Tensor>& params, double clip,
-                                    AdamW& optimizer, double lr, int64_t step);
+                                    AdamW& optimizer, double lr, int64_t step,
+                                    const std::function<void(std::vector<bool>& overflowed)>& sync = nullptr);
 
 }  // namespace dalle

@@ -15,6 +15,8 @@ TokenLoaderOptions token_options(const PriorDataOptions& o) {
   t.shuffle_buffer = o.shuffle_buffer;
   t.seed = o.seed;
   t.holdout = o.holdout;
+  t.rank = o.rank;
+  t.world = o.world;
   return t;
 }
 
@@ -28,6 +30,8 @@ LoaderOptions image_options(const PriorDataOptions& o, const VaeConfig& vae) {
   l.shuffle_buffer = std::min<int64_t>(o.shuffle_buffer, 1000);  // raw images are larger than tokens
   l.seed = o.seed;
   l.holdout = o.holdout;
+  l.rank = o.rank;
+  l.world = o.world;
   l.all_captions = true;
   return l;
 }

@@ -26,6 +26,7 @@ struct PriorDataOptions {
   double holdout = 0.02;
   bool augment = true;  // on-the-fly mode: SPEC §3's crops (false: centre crops)
   int workers = 2;      // on-the-fly mode: image decoding threads
+  int rank = 0, world = 1;  // data-parallel: this rank reads its own share (data/loader.h)
 };
 
 class PriorData {

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "dalle/bundle/bundle.h"
+#include "dalle/dist/data_parallel.h"
 #include "dalle/io/weights.h"
 #include "dalle/prior/loss.h"
 #include "dalle/sample/generate.h"
@@ -96,7 +97,15 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   const bool bf16 = precision == Precision::bf16;
   const bool scaled = precision != Precision::fp32;
   if (opt.steps >= 0) tc.steps = opt.steps;
+  if (opt.batch > 0) tc.batch = opt.batch;
+  if (opt.powersgd_rank >= 0) tc.powersgd_rank = opt.powersgd_rank;
   const PriorConfig& pc = config.prior;
+  const int world = opt.dist ? opt.dist->world() : 1;
+  const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder
+  const bool quiet = opt.quiet || !main_rank;
+  if (!opt.dist && (opt.powersgd_rank > 0 || opt.shard_optimizer) && !quiet)
+    std::fprintf(stderr, "train: --powersgd-rank and --shard-optimizer act in data-parallel runs only (WORLD_SIZE > 1); "
+                         "this is one process\n");
 
   // The samples stream (train/prior_data.h): memory holds a shard (or a few batches of images)
   // and the shuffle buffer, and a hash of each sample's name holds out val_fraction of them.
@@ -106,24 +115,42 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   data_options.holdout = tc.val_fraction;
   data_options.augment = tc.augment;
   data_options.workers = opt.workers;
+  data_options.rank = opt.dist ? opt.dist->rank() : 0;
+  data_options.world = world;
   const TokenBatch held_out = prior_data_holdout(data_options, vae, opt.val_samples);
   const int64_t n_val = held_out.tokens.defined() ? held_out.tokens.size(0) : 0;
 
-  make_dirs(opt.out);
-  const Tokenizer tokenizer =
-      tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
-                        opt.tokenizer.empty() && !opt.resume ? prior_data_captions(data_options, kTokenizerSampleSize)
-                                                             : std::vector<std::vector<std::string>>{},
-                        pc.text_vocab);
+  if (main_rank) make_dirs(opt.out);
+  // Rank 0 learns (or checks) the tokenizer and writes it; the others read what it wrote.
+  Tokenizer tokenizer;
+  if (main_rank)
+    tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
+                                  opt.tokenizer.empty() && !opt.resume
+                                      ? prior_data_captions(data_options, kTokenizerSampleSize)
+                                      : std::vector<std::vector<std::string>>{},
+                                  pc.text_vocab);
+  if (opt.dist) {
+    opt.dist->barrier();
+    if (!main_rank) tokenizer = Tokenizer::load(path_join(opt.out, config.tokenizer_file));
+  }
 
   torch::manual_seed(opt.seed);
   Prior prior = prior_create(config);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : prior->named_parameters(true)) params.emplace_back(item.key(), item.value());
-  AdamW optimizer(params, {tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay}, decays);
-  Ema ema(*prior);
+  // Replicas start from rank 0's weights; gradients are averaged in buckets during backward.
+  std::unique_ptr<DataParallel> dp;
+  if (opt.dist)
+    dp = std::make_unique<DataParallel>(opt.dist, params,
+                                        DataParallelOptions{tc.powersgd_rank, opt.seed, opt.shard_optimizer});
+  auto owned = [&](const std::string& name) { return !dp || dp->owns(name); };
+  std::vector<std::pair<std::string, torch::Tensor>> owned_params;
+  for (auto& [name, p] : params)
+    if (owned(name)) owned_params.emplace_back(name, p);
+  AdamW optimizer(owned_params, {tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay}, decays);
+  Ema ema(*prior, owned);
   const std::vector<std::vector<torch::Tensor>> blocks = prior->resblock_parameters();
-  GradScales scales(static_cast<int64_t>(blocks.size()));
+  GradScales scales(static_cast<int64_t>(blocks.size()), world);  // M·2^13 with M replicas (SPEC §3)
   prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
@@ -131,7 +158,9 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   int64_t truncated = 0;  // training captions cut to text_len tokens so far
   int64_t start = 0;
   if (opt.resume) {
-    nlohmann::json state = checkpoint_load(ckpt_path, *prior, optimizer, ema);
+    SafeTensors file;
+    nlohmann::json state = checkpoint_load(ckpt_path, *prior, optimizer, ema, &file);
+    if (dp) dp->load_powersgd_state(file, ckpt_path);
     start = state["step"].get<int64_t>();
     plateau.best_ = state.value("plateau_best", 0.0);
     plateau.sum_ = state.value("plateau_sum", 0.0);
@@ -139,24 +168,36 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     plateau.halvings_ = state.value("plateau_halvings", 0);
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
     nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
-    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
+    position = resume_position(state, opt.dist.get(), "train");
     truncated = state.value("captions_truncated", int64_t(0));
   }
   const std::unique_ptr<PriorData> data_stream = prior_data_open(data_options, vae, position);
-  config_save(path_join(opt.out, kConfigFile), config);
-  std::filesystem::copy_file(path_join(opt.encode_on_the_fly ? opt.vae : opt.data, kVaeWeightsFile),
-                             path_join(opt.out, kVaeWeightsFile),
-                             std::filesystem::copy_options::overwrite_existing);
+  if (main_rank) {
+    config_save(path_join(opt.out, kConfigFile), config);
+    std::filesystem::copy_file(path_join(opt.encode_on_the_fly ? opt.vae : opt.data, kVaeWeightsFile),
+                               path_join(opt.out, kVaeWeightsFile),
+                               std::filesystem::copy_options::overwrite_existing);
+  }
   const int64_t n_params = prior_param_count(pc, config.vae.grid(), config.vae.grid(), config.vae.vocab);
-  if (!opt.quiet)
+  if (!quiet) {
     std::fprintf(stderr, "prior: %lld params, streaming %s, %lld held-out samples, tokenizer %d ids\nconfig: %s\n",
                  static_cast<long long>(n_params), opt.data.c_str(), static_cast<long long>(n_val),
                  tokenizer.vocab_size(), config_to_json(config).dump().c_str());
+    if (dp)
+      std::fprintf(stderr, "data parallel: %d ranks (%s), batch %d per rank, global batch %lld%s%s\n", world,
+                   opt.dist->launch().launcher.c_str(), tc.batch,
+                   static_cast<long long>(tc.batch) * world * opt.accumulate,
+                   dp->powersgd() ? (", PowerSGD rank " + std::to_string(tc.powersgd_rank)).c_str() : "",
+                   opt.shard_optimizer ? ", optimizer state sharded" : "");
+  }
 
   // MFU against the peak of the precision the products run in (bf16 runs ~2x the fp32 peak here).
   const double peak = matmul_peak_flops(bf16 ? torch::kBFloat16 : torch::kFloat32);
-  MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
-  make_dirs(path_join(opt.out, "samples"));
+  std::optional<MetricsLog> metrics;
+  if (main_rank) {
+    metrics.emplace(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
+    make_dirs(path_join(opt.out, "samples"));
+  }
   Bundle bundle;
   bundle.path = opt.out;
   bundle.config = config;
@@ -164,14 +205,47 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   bundle.vae = vae;
   bundle.prior = prior_create(config);
 
+  // The EMA weights into the bundle's prior on rank 0; with a sharded optimizer every rank takes
+  // part, sending its share.
+  auto ema_to_bundle = [&]() {
+    SafeTensors gathered;
+    if (dp) {
+      SafeTensors own;
+      ema.state_into(own, "ema.");
+      gathered = dp->gather_to_main(own, {"ema."});
+    }
+    if (!main_rank) return;
+    ema.copy_to(*bundle.prior);
+    torch::NoGradGuard no_grad;
+    for (auto& item : bundle.prior->named_parameters(true))
+      if (auto it = gathered.tensors.find("ema." + item.key()); it != gathered.tensors.end())
+        item.value().copy_(it->second);
+  };
+
+  // Every rank calls it (PowerSGD buffers, shards and data positions are gathered); rank 0 writes.
   auto save_all = [&](int64_t step) {
+    SafeTensors extra;
+    nlohmann::json positions = nlohmann::json::array({{position.epoch, position.sample}});
+    if (dp) {
+      SafeTensors own;
+      optimizer.state_into(own);
+      ema.state_into(own, "ema.");
+      extra = dp->gather_to_main(own, {"adam.m.", "adam.v.", "ema."});
+      SafeTensors errors = dp->powersgd_state();
+      extra.tensors.insert(errors.tensors.begin(), errors.tensors.end());
+      extra.metadata.insert(errors.metadata.begin(), errors.metadata.end());
+      positions = dp->all_gather({position.epoch, position.sample});
+    }
+    ema_to_bundle();
+    if (!main_rank) return;
     checkpoint_save(ckpt_path, *prior, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
                      {"plateau_sum", plateau.sum_}, {"plateau_count", plateau.count_},
                      {"plateau_halvings", plateau.halvings_}, {"grad_scales", scales.state()},
                      {"nonfinite_in_a_row", nonfinite.in_a_row()}, {"data_epoch", position.epoch},
-                     {"data_sample", position.sample}, {"captions_truncated", truncated}});
-    ema.copy_to(*bundle.prior);
+                     {"data_sample", position.sample}, {"data_positions", positions},
+                     {"world_size", world}, {"captions_truncated", truncated}},
+                    extra);
     SafeTensors weights;
     module_weights_into(*bundle.prior, weights);
     weights.metadata["step"] = std::to_string(step);
@@ -201,7 +275,8 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   };
 
   auto write_samples = [&](int64_t step) {
-    ema.copy_to(*bundle.prior);
+    ema_to_bundle();
+    if (!main_rank) return;
     bundle.prior->eval();
     std::vector<Image> tiles;
     for (const auto& prompt : opt.sample_prompts) {
@@ -222,6 +297,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
 
   PriorTrainResult result;
   ProgressBar bar("train", tc.steps - start, "step");
+  const int64_t global_batch = static_cast<int64_t>(tc.batch) * world * opt.accumulate;
   const int64_t seq_tokens = pc.text_len + prior->image_tokens();
   const auto t0 = std::chrono::steady_clock::now();
   prior->train();
@@ -231,6 +307,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     optimizer.zero_grad();
     double loss_sum = 0, text_sum = 0, image_sum = 0;
     for (int micro = 0; micro < opt.accumulate; ++micro) {
+      if (dp) dp->before_backward(micro + 1 == opt.accumulate);
       const TokenBatch data = data_stream->next();
       position = data.position;
       if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
@@ -248,14 +325,23 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
       text_sum += l.text.item<double>() / opt.accumulate;
       image_sum += l.image.item<double>() / opt.accumulate;
     }
+    if (dp) {
+      dp->after_backward();
+      // The losses of all ranks: a non-finite one anywhere skips the update everywhere.
+      const std::vector<double> mean = dp->mean({loss_sum, text_sum, image_sum});
+      loss_sum = mean[0], text_sum = mean[1], image_sum = mean[2];
+    }
     // A non-finite loss skips the update (SPEC §3) without touching the gradient scales; a
     // skipped update leaves weights, AdamW moments and step count, and the EMA untouched.
     const bool loss_finite = nonfinite.observe(loss_sum);
     const std::optional<double> norm =
         loss_finite ? scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
-                                    prior->parameters(), tc.grad_clip, optimizer, lr, step)
+                                    prior->parameters(), tc.grad_clip, optimizer, lr, step,
+                                    dp ? [&](std::vector<bool>& overflowed) { dp->sync_after_unscale(overflowed); }
+                                       : std::function<void(std::vector<bool>&)>())
                     : std::nullopt;
     const bool skipped = !norm;
+    if (dp && !skipped) dp->gather_updated_parameters();
     const double grad_norm = norm.value_or(0.0);
     // The paper averages every 25 updates; each average applies the decay once.
     if (!skipped && (step + 1) % tc.ema_every == 0) ema.update(*prior, tc.ema_decay);
@@ -263,15 +349,21 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     if (loss_finite) plateau.observe(loss_sum);
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tok_per_s = (step - start + 1) * opt.accumulate * tc.batch * seq_tokens / std::max(elapsed, 1e-9);
-    const double mfu = 6.0 * n_params * tok_per_s / peak;
+    const double tok_per_s = (step - start + 1) * global_batch * seq_tokens / std::max(elapsed, 1e-9);
+    const double mfu = 6.0 * n_params * tok_per_s / (peak * world);  // each rank has its own peak
     if (step == start) result.first_loss = loss_sum;
     result.tokens_per_second = tok_per_s;
     result.last_loss = loss_sum;
     nlohmann::json record = {{"step", step + 1},   {"loss", loss_sum},       {"loss_text", text_sum},
                              {"loss_img", image_sum}, {"lr", lr},           {"grad_norm", grad_norm},
                              {"tok_per_s", tok_per_s}, {"mfu", mfu}, {"epoch", position.epoch},
-                             {"captions_truncated", truncated}};
+                             {"captions_truncated", truncated}, {"batch", tc.batch},
+                             {"global_batch", global_batch}, {"world_size", world}};
+    if (dp) {
+      result.comm_bytes = dp->take_comm_bytes();
+      record["comm_bytes"] = result.comm_bytes;
+      if (dp->powersgd()) record["powersgd_compression"] = result.powersgd_compression = dp->powersgd_compression();
+    }
     if (opt.encode_on_the_fly) record["data_wait"] = data_stream->wait_seconds() / std::max(elapsed, 1e-9);
     if (scaled || skipped) {
       record["skipped"] = skipped;
@@ -280,14 +372,14 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     if (scaled) record["grad_scales"] = scales.scales();
     if (!loss_finite) record["nonfinite_loss"] = true;
     const bool last = step + 1 == tc.steps;
-    if (n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
+    if (main_rank && n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       const auto [val_text, val_image] = evaluate();
       record["val_loss_text"] = val_text;
       record["val_loss_img"] = val_image;
       result.val_loss_image = val_image;
     }
-    metrics.write(record);
-    if (!opt.quiet) {
+    if (metrics) metrics->write(record);
+    if (!quiet) {
       char extra[220];
       std::snprintf(extra, sizeof(extra), "loss %.4f text %.3f img %.3f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%%s",
                     loss_sum, text_sum, image_sum, lr, grad_norm, tok_per_s, 100 * mfu,
@@ -301,10 +393,11 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
     if (!opt.sample_prompts.empty() && ((step + 1) % opt.sample_every == 0 || last)) write_samples(step + 1);
   }
-  if (!opt.quiet) bar.finish();
+  if (!quiet) bar.finish();
   if (start >= tc.steps) save_all(tc.steps);
+  if (dp) dp->check_replicas_agree();
   result.steps = tc.steps;
-  if (!opt.quiet) std::fprintf(stderr, "train: bundle written to %s\n", opt.out.c_str());
+  if (!quiet) std::fprintf(stderr, "train: bundle written to %s\n", opt.out.c_str());
   return result;
 }
 

@@ -6,12 +6,15 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "dalle/bundle/config.h"
 
 namespace dalle {
+
+class DistGroup;
 
 struct PriorTrainOptions {
   std::string data;       // token folder from `dalle vae encode`; images with encode_on_the_fly
@@ -23,6 +26,7 @@ struct PriorTrainOptions {
   std::string out;        // run folder (becomes a bundle)
   std::string tokenizer;  // existing tokenizer file; empty = learn one from the captions
   int64_t steps = -1;     // -1 = config
+  int batch = -1;         // samples per update per rank; -1 = config
   int accumulate = 1;     // micro-batches per update
   uint64_t seed = 0;
   bool resume = false;
@@ -41,6 +45,12 @@ struct PriorTrainOptions {
   bool quiet = false;
   // Fault injection for tests: the loss of each update for which this returns true becomes NaN.
   std::function<bool(int64_t step)> nonfinite_loss_at;
+  // Data parallelism (SPEC §3, dist/): the process group this rank trains in (nullptr: one
+  // process). prior_train.batch is per rank; rank 0 alone writes the run folder, which every
+  // rank must see (it is also what they resume from).
+  std::shared_ptr<DistGroup> dist;
+  int powersgd_rank = -1;        // -1: the config's prior_train.powersgd_rank; 0: off
+  bool shard_optimizer = false;  // ZeRO-1: AdamW moments and EMA split across ranks
 };
 
 struct PriorTrainResult {
@@ -49,6 +59,8 @@ struct PriorTrainResult {
   double tokens_per_second = 0;
   int64_t steps = 0;
   int64_t skipped_steps = 0;  // updates skipped for a non-finite loss or gradient
+  double comm_bytes = 0;      // bytes this rank sent in the last update (data-parallel runs)
+  double powersgd_compression = 0;
 };
 
 PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions& options);

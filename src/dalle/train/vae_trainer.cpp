@@ -4,9 +4,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <limits>
 
 #include "dalle/bundle/bundle.h"
+#include "dalle/dist/data_parallel.h"
 #include "dalle/data/loader.h"
 #include "dalle/io/image.h"
 #include "dalle/io/weights.h"
@@ -74,6 +76,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     throw Error("vae train: --precision " + opt.precision + " is CPU-only so far; use fp32 on " + opt.device +
                 " (its convolutions use TF32 tensor cores)");
 
+  const int world = opt.dist ? opt.dist->world() : 1;
+  const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder
+  const bool quiet = opt.quiet || !main_rank;
   torch::manual_seed(opt.seed);
   Dvae vae(vc);
   vae->to(device);
@@ -81,11 +86,14 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   vae->to_channels_last();
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : vae->named_parameters(true)) params.emplace_back(item.key(), item.value());
+  // Replicas start from rank 0's weights; gradients are averaged in buckets during backward.
+  std::unique_ptr<DataParallel> dp;
+  if (opt.dist) dp = std::make_unique<DataParallel>(opt.dist, params, DataParallelOptions{});
   AdamW optimizer(params, {0.9, 0.999, 1e-8, tc.weight_decay},
                   [](const std::string& name) { return name.size() > 2 && name.compare(name.size() - 2, 2, ".w") == 0; });
   Ema ema(*vae);
   const std::vector<std::vector<torch::Tensor>> blocks = vae->resblock_parameters();
-  GradScales scales(static_cast<int64_t>(blocks.size()));
+  GradScales scales(static_cast<int64_t>(blocks.size()), world);  // M·2^13 with M replicas (SPEC §3)
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
   vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
   int64_t start = 0;
@@ -95,7 +103,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     start = state["step"].get<int64_t>();
     if (state.contains("grad_scales")) scales.load_state(state["grad_scales"]);
     nonfinite.set_in_a_row(state.value("nonfinite_in_a_row", 0));
-    position = {state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
+    position = resume_position(state, opt.dist.get(), "vae train");
   }
 
   // The images stream (data/loader.h): memory does not grow with the dataset, and every epoch
@@ -110,31 +118,45 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   lo.seed = opt.seed;
   lo.holdout = tc.val_fraction;
   lo.max_samples = opt.max_images;
+  lo.rank = opt.dist ? opt.dist->rank() : 0;
+  lo.world = world;
   const HeldOutSet held_out = loader_read_holdout(lo, opt.val_images);
   Loader loader(lo, position);
   LoaderBatch batch = loader.next();  // fails here, before the run folder exists, on data without images
   // Reconstruction grids show held-out images, or the first training images when none are held out.
   const torch::Tensor grid_images = held_out.images.size(0) > 0 ? held_out.images.narrow(0, 0, std::min<int64_t>(8, held_out.images.size(0)))
                                                                 : batch.images.narrow(0, 0, std::min<int64_t>(8, tc.batch)).clone();
-  if (!opt.quiet)
+  if (!quiet)
     std::fprintf(stderr, "vae: streaming %s (%s, %d workers), %lld held-out images, %dx%d -> %dx%d tokens of %d\n",
                  opt.data.c_str(), tc.augment ? "augmented" : "centre crops", opt.workers,
                  static_cast<long long>(held_out.images.size(0)), vc.image_size, vc.image_size, vc.grid(), vc.grid(), vc.vocab);
-  make_dirs(opt.out);
-  config_save(path_join(opt.out, kConfigFile), config);
-  if (!opt.quiet) std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
-
-  MetricsLog metrics(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
-  make_dirs(path_join(opt.out, "recon"));
+  std::optional<MetricsLog> metrics;
+  if (main_rank) {
+    make_dirs(opt.out);
+    config_save(path_join(opt.out, kConfigFile), config);
+    metrics.emplace(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
+    make_dirs(path_join(opt.out, "recon"));
+  }
+  if (!quiet) {
+    std::fprintf(stderr, "config: %s\n", config_to_json(config).dump().c_str());
+    if (dp)
+      std::fprintf(stderr, "data parallel: %d ranks (%s), batch %d per rank, global batch %d\n", world,
+                   opt.dist->launch().launcher.c_str(), tc.batch, tc.batch * world);
+  }
   Dvae ema_vae(vc);
   ema_vae->to(device);
   ema_vae->to_channels_last();
 
+  // Every rank calls it (the data positions are gathered); rank 0 writes.
   auto save_all = [&](int64_t step) {
+    const nlohmann::json positions =
+        dp ? nlohmann::json(dp->all_gather({position.epoch, position.sample}))
+           : nlohmann::json::array({{position.epoch, position.sample}});
+    if (!main_rank) return;
     checkpoint_save(ckpt_path, *vae, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"grad_scales", scales.state()},
                      {"nonfinite_in_a_row", nonfinite.in_a_row()}, {"data_epoch", position.epoch},
-                     {"data_sample", position.sample}});
+                     {"data_sample", position.sample}, {"data_positions", positions}, {"world_size", world}});
     ema.copy_to(*ema_vae);
     SafeTensors weights;
     module_weights_into(*ema_vae, weights);
@@ -151,10 +173,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     torch::NoGradGuard no_grad;
     ema.copy_to(*ema_vae);
     std::vector<torch::Tensor> live = vae->encoder->parameters(), averaged = ema_vae->encoder->parameters();
-    for (size_t i = 0; i < live.size(); ++i) {
-      live[i].copy_(averaged[i]);
-      live[i].mutable_grad().reset();  // undefined gradients: AdamW leaves these weights alone
-    }
+    for (size_t i = 0; i < live.size(); ++i) live[i].copy_(averaged[i]);
+    optimizer.freeze([](const std::string& name) { return name.rfind("encoder.", 0) == 0; });
   };
   VaeTrainResult result;
   ProgressBar bar("vae train", tc.steps - start, "step");
@@ -175,7 +195,8 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     torch::Tensor x = to_unit_float(images);
     const torch::Tensor x_mapped = map_pixels(x, vc.eps);
 
-    if (finetune && step == finetune_start) freeze_encoder();
+    // (Again on resuming inside that phase: the live encoder already equals its average.)
+    if (finetune && (step == finetune_start || step == start)) freeze_encoder();
     torch::Tensor tokens, stats;
     VaeLoss loss;
     if (finetune) {
@@ -204,14 +225,21 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     }
     if (opt.nonfinite_loss_at && opt.nonfinite_loss_at(step)) loss.loss = loss.loss * NAN;
     optimizer.zero_grad();
+    if (dp) dp->before_backward(true);
     loss.loss.backward();
-    const double loss_value = loss.loss.item<double>();
+    double loss_value = loss.loss.item<double>();
+    if (dp) {
+      dp->after_backward();
+      loss_value = dp->mean({loss_value})[0];  // a non-finite loss on any rank skips everywhere
+    }
     // A skipped update (a non-finite loss or gradient) leaves weights, AdamW state and the EMA as
     // they were; a non-finite loss leaves the gradient scales alone too.
     const bool loss_finite = nonfinite.observe(loss_value);
     const bool skipped = !loss_finite || !scaled_update(scaled ? &scales : nullptr, blocks, precision == Precision::fp16,
                                                         vae->parameters(), std::numeric_limits<double>::infinity(),
-                                                        optimizer, lr, step);
+                                                        optimizer, lr, step,
+                                                        dp ? [&](std::vector<bool>& overflowed) { dp->sync_after_unscale(overflowed); }
+                                                           : std::function<void(std::vector<bool>&)>());
     if (!skipped) ema.update(*vae, tc.ema_decay);
 
     torch::NoGradGuard no_grad;
@@ -219,7 +247,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     const double mse = (recon - x).pow(2).mean().item<double>();
     const CodebookStats codes = codebook_stats(tokens, vc.vocab);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double img_per_s = (step - start + 1) * tc.batch / std::max(elapsed, 1e-9);
+    const double img_per_s = (step - start + 1) * tc.batch * world / std::max(elapsed, 1e-9);
     if (step == start) result.first_loss = loss_value;
     result.images_per_second = img_per_s;
     result.last_loss = loss_value;
@@ -228,13 +256,15 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                              {"tau", tau}, {"beta", beta}, {"lr", lr}, {"perplexity", codes.perplexity},
                              {"codes_used", codes.used}, {"img_per_s", img_per_s},
                              {"phase", finetune ? "decoder" : "joint"}, {"epoch", position.epoch},
-                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)}};
+                             {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)},
+                             {"batch", tc.batch}, {"global_batch", tc.batch * world}, {"world_size", world}};
+    if (dp) record["comm_bytes"] = dp->take_comm_bytes();
     if (!finetune) record["kl"] = loss.kl.item<double>();  // none with the encoder frozen
     if (scaled || skipped) record["skipped"] = skipped;
     if (scaled) record["grad_scales"] = scales.scales();
     if (!loss_finite) record["nonfinite_loss"] = true;
-    metrics.write(record);
-    if (!opt.quiet) {
+    if (metrics) metrics->write(record);
+    if (!quiet) {
       char extra[200];
       if (finetune)
         std::snprintf(extra, sizeof(extra), "decoder only: loss %.4f psnr %.2f ppl %.0f used %.0f%% %.1f img/s",
@@ -250,7 +280,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       throw Error(nonfinite.stop_message("vae train", step + 1, opt.out, "vae_train"));
     }
     const bool last = step + 1 == tc.steps;
-    if ((step + 1) % opt.sample_every == 0 || last) {
+    if (main_rank && ((step + 1) % opt.sample_every == 0 || last)) {
       char name[64];
       std::snprintf(name, sizeof(name), "step-%07lld.png", static_cast<long long>(step + 1));
       vae->eval();
@@ -259,8 +289,9 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     }
     if ((step + 1) % opt.save_every == 0 || last) save_all(step + 1);
   }
-  if (!opt.quiet) bar.finish();
+  if (!quiet) bar.finish();
   if (start >= tc.steps) save_all(tc.steps);
+  if (dp) dp->check_replicas_agree();
 
   // Held-out PSNR and codebook use of the EMA weights, with argmax tokens as the prior sees them.
   ema.copy_to(*ema_vae);
@@ -271,7 +302,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   result.skipped_images = loader.stats().skipped;
   result.steps = tc.steps;
   result.val_images = held_out.images.size(0);
-  if (!opt.quiet)
+  if (!quiet)
     std::fprintf(stderr,
                  "vae: %s PSNR %.2f dB, %.1f%% of codes used (perplexity %.1f) over %lld images "
                  "(EMA weights, argmax tokens); %lld unreadable images skipped; saved %s\n",

@@ -4,11 +4,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "dalle/bundle/config.h"
 
 namespace dalle {
+
+class DistGroup;
 
 struct VaeTrainOptions {
   std::string data;              // images: a folder, tar shards (paths or brace patterns) or a TSV; streamed
@@ -32,6 +35,9 @@ struct VaeTrainOptions {
   bool quiet = false;
   // Fault injection for tests: the loss of each update for which this returns true becomes NaN.
   std::function<bool(int64_t step)> nonfinite_loss_at;
+  // Data parallelism (dist/): this rank's process group (nullptr: one process); vae_train.batch
+  // is per rank and rank 0 alone writes the run folder.
+  std::shared_ptr<DistGroup> dist;
 };
 
 struct VaeTrainResult {
