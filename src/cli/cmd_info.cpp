@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
+#include "dalle/dist/comm_plan.h"
 #include "dalle/prior/cost.h"
 #include "dalle/prior/masks.h"
 #include "dalle/rerank/reranker.h"
@@ -19,7 +20,31 @@ struct InfoFlags {
   std::string config;
   std::string model;
   int64_t batch = 1;
+  int64_t world_size = 1;
+  int64_t powersgd_rank = 0;
+  double bandwidth_gbps = 100;
 };
+
+// The prior's gradient traffic per data-parallel update; PowerSGD's figures are null when it is off.
+nlohmann::json distributed_json(const CommPlan& p) {
+  const bool powersgd = p.powersgd_rank > 0;
+  const auto when_on = [powersgd](double v) { return powersgd ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return {
+      {"world_size", p.world_size},
+      {"powersgd_rank", p.powersgd_rank},
+      {"powersgd_rank_capped_matrices", p.rank_capped_matrices},
+      {"powersgd_min_effective_rank", p.min_effective_rank},
+      {"compressed_matrices", p.compressed_matrices},
+      {"compressed_params", p.compressed_params},
+      {"uncompressed_params", p.uncompressed_params},
+      {"bandwidth_gbps", p.bandwidth_gbps},
+      {"comm_bytes_per_step_uncompressed", p.comm_bytes_per_step_uncompressed},
+      {"comm_bytes_per_step_powersgd", when_on(p.comm_bytes_per_step_powersgd)},
+      {"powersgd_compression", when_on(p.powersgd_compression)},
+      {"comm_seconds_per_step_uncompressed", p.comm_seconds_per_step_uncompressed},
+      {"comm_seconds_per_step_powersgd", when_on(p.comm_seconds_per_step_powersgd)},
+  };
+}
 
 int run_info(const InfoFlags& f) {
   std::string path;
@@ -53,6 +78,7 @@ int run_info(const InfoFlags& f) {
       {"memory_weights_bytes", cost.weight_bytes},
       {"memory_optimizer_bytes", cost.optimizer_bytes},
       {"memory_activations_bytes", cost.activation_bytes},
+      {"distributed", distributed_json(comm_plan(c, f.world_size, f.powersgd_rank, f.bandwidth_gbps))},
   };
   if (!f.model.empty()) {
     // What decides whether the bundle's reranker reads its caption ids right.
@@ -80,6 +106,15 @@ void register_info(CLI::App& app, Action& action) {
   cmd->add_option("-c,--config", f.config, "Config JSON or preset name (tiny, small, paper); default tiny");
   cmd->add_option("-m,--model", f.model, "A model bundle folder instead of a config");
   cmd->add_option("-b,--batch", f.batch, "Batch size for the activation-memory estimate")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--world-size", f.world_size, "Data-parallel ranks for the prior's communication plan")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--powersgd-rank", f.powersgd_rank,
+                  "PowerSGD rank for the resblocks' weight gradients (P and Q in 16 bits); 0 = off")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--bandwidth-gbps", f.bandwidth_gbps,
+                  "Each rank's link in Gbit/s: communication time = ring all-reduce bytes sent / bandwidth, "
+                  "no latency or overlap")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->callback([&action] { action = [] { return run_info(f); }; });
 }

@@ -20,7 +20,43 @@ double mean_image_keys(MaskType type, const MaskShape& shape) {
   return shape.text_len + total / n;
 }
 
+void add_linear(std::vector<ParamShape>& out, const std::string& name, int64_t in, int64_t out_features) {
+  out.push_back({name + ".weight", {out_features, in}});
+  out.push_back({name + ".bias", {out_features}});
+}
+
+void add_layer_norm(std::vector<ParamShape>& out, const std::string& name, int64_t d) {
+  out.push_back({name + ".weight", {d}});
+  out.push_back({name + ".bias", {d}});
+}
+
 }  // namespace
+
+std::vector<ParamShape> prior_param_shapes(const PriorConfig& c, int grid_h, int grid_w, int image_vocab) {
+  const int64_t d = c.d_model;
+  const int64_t text_ids = c.text_vocab + c.text_len;
+  // A module's own parameters come before its children's (libtorch lists them depth first).
+  std::vector<ParamShape> out = {
+      {"text_pos", {c.text_len, d}},
+      {"row_emb", {grid_h, d}},
+      {"col_emb", {grid_w, d}},
+      {"text_emb.weight", {text_ids, d}},
+      {"image_emb.weight", {image_vocab + 1, d}},  // + start-of-image
+  };
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string block = "blocks." + std::to_string(i);
+    add_layer_norm(out, block + ".attn.ln", d);
+    add_linear(out, block + ".attn.qkv", d, 3 * d);
+    add_linear(out, block + ".attn.proj", d, d);
+    add_layer_norm(out, block + ".mlp.ln", d);
+    add_linear(out, block + ".mlp.fc", d, 4 * d);
+    add_linear(out, block + ".mlp.proj", 4 * d, d);
+  }
+  add_layer_norm(out, "ln_f", d);
+  add_linear(out, "text_head", d, text_ids);
+  add_linear(out, "image_head", d, image_vocab);
+  return out;
+}
 
 PriorCost prior_cost(const PriorConfig& c, int grid_h, int grid_w, int image_vocab, int64_t batch) {
   const double d = c.d_model;

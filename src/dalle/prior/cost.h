@@ -1,9 +1,12 @@
 // What a prior config costs, from the config alone (no weights allocated): FLOPs per token for
 // training and for cached sampling, with attention counted over the keys each mask allows
 // (what a sparse kernel computes) and over all causal keys (the dense masked reference), and
-// memory for weights, optimizer state and activations at a batch size. For `dalle info`.
+// memory for weights, optimizer state and activations at a batch size; and the parameters'
+// names and shapes, for the communication plan. For `dalle info`.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "dalle/bundle/config.h"
 
@@ -20,5 +23,14 @@ struct PriorCost {
 };
 
 PriorCost prior_cost(const PriorConfig& config, int grid_h, int grid_w, int image_vocab, int64_t batch);
+
+struct ParamShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// The prior's parameters as `Prior::named_parameters()` lists them (same names, shapes and
+// order), without building the model: the paper's 12B cannot be allocated just to be planned.
+std::vector<ParamShape> prior_param_shapes(const PriorConfig& config, int grid_h, int grid_w, int image_vocab);
 
 }  // namespace dalle
