@@ -3,6 +3,7 @@
 #include "dalle/util/torch_api.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "dalle/dist/compressible.h"
@@ -13,6 +14,17 @@ namespace dalle {
 namespace {
 
 std::vector<int64_t> shape_of(const torch::Tensor& t) { return t.sizes().vec(); }
+
+// Adds the seconds of its scope to `total`.
+class Timed {
+ public:
+  explicit Timed(double& total) : total_(total), t0_(std::chrono::steady_clock::now()) {}
+  ~Timed() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point t0_;
+};
 
 }  // namespace
 
@@ -68,7 +80,25 @@ DataParallel::DataParallel(std::shared_ptr<DistGroup> group, std::vector<std::pa
   }
 }
 
+void DataParallel::zero_grad() {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : named_)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
+
+void DataParallel::after_backward() {
+  Timed timed(comm_seconds_);
+  buckets_->finish();
+}
+
+double DataParallel::take_comm_seconds() {
+  const double s = comm_seconds_;
+  comm_seconds_ = 0;
+  return s;
+}
+
 void DataParallel::sync_after_unscale(std::vector<bool>& overflowed) {
+  Timed timed(comm_seconds_);
   if (powersgd_) powersgd_->reduce();
   if (overflowed.empty()) return;
   torch::Tensor flags = torch::zeros({static_cast<int64_t>(overflowed.size())}, torch::kFloat32);
@@ -79,6 +109,7 @@ void DataParallel::sync_after_unscale(std::vector<bool>& overflowed) {
 }
 
 std::vector<double> DataParallel::mean(const std::vector<double>& values) {
+  Timed timed(comm_seconds_);
   torch::Tensor t = torch::tensor(values, torch::kFloat64);
   group_->allreduce_sum(t);
   t.div_(world());
@@ -93,6 +124,7 @@ bool DataParallel::owns(const std::string& name) const {
 
 void DataParallel::gather_updated_parameters() {
   if (!options_.shard_optimizer) return;
+  Timed timed(comm_seconds_);
   torch::NoGradGuard no_grad;
   for (int r = 0; r < world(); ++r) {
     std::vector<size_t> mine;

@@ -39,9 +39,12 @@ class DataParallel {
   int world() const { return group_->world(); }
   bool is_main() const { return group_->is_main(); }
 
+  // Zeroes every parameter's gradient at the start of an update (with a sharded optimizer,
+  // AdamW::zero_grad reaches only this rank's share, and the buckets accumulate in place).
+  void zero_grad();
   // Around each micro-batch's backward (`last`: the update's last one).
   void before_backward(bool last) { buckets_->prepare(last); }
-  void after_backward() { buckets_->finish(); }
+  void after_backward();
 
   // After the 16-bit gradients are unscaled and before the update: PowerSGD, then each block's
   // overflow flag becomes the OR over ranks, so every rank skips (and backs off) alike.
@@ -69,6 +72,9 @@ class DataParallel {
   void load_powersgd_state(const SafeTensors& checkpoint, const std::string& source);
 
   double take_comm_bytes() { return group_->take_bytes_sent(); }
+  // Seconds this rank spent blocked on communication (and PowerSGD's arithmetic) since the last
+  // call: the part of a step that overlapping with backward did not hide.
+  double take_comm_seconds();
   bool powersgd() const { return static_cast<bool>(powersgd_); }
   // 1 − compressed bytes / uncompressed bytes over all gradients (PowerSGD on), else 0.
   double powersgd_compression() const;
@@ -81,6 +87,7 @@ class DataParallel {
   std::unique_ptr<PowerSgd> powersgd_;
   std::vector<int> owner_;  // per parameter, the rank keeping its optimizer state
   int64_t uncompressed_bytes_ = 0;  // gradients all-reduced in fp32 (PowerSGD off or not compressible)
+  double comm_seconds_ = 0;
 };
 
 // Where this rank's data stream resumes, from a checkpoint's training state: its own entry of

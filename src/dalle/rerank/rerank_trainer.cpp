@@ -164,6 +164,7 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
     position = batch.position;
     const double lr = lr_at(rc, step, rc.steps);
     optimizer.zero_grad();
+    if (dp) dp->zero_grad();
     const torch::Tensor text = model->embed_text(rerank_encode_captions(tokenizer, batch.captions, rc, vocab));
     const torch::Tensor image = model->embed_images(to_float_images(batch.images));
     const torch::Tensor loss = contrastive_loss(text, image, model->log_scale);
@@ -192,7 +193,10 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
                              {"pairs_per_s", pairs_per_s}, {"epoch", position.epoch},
                              {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)},
                              {"batch", rc.batch}, {"global_batch", rc.batch * world}, {"world_size", world}};
-    if (dp) record["comm_bytes"] = dp->take_comm_bytes();
+    if (dp) {
+      record["comm_bytes"] = dp->take_comm_bytes();
+      record["comm_wait_s"] = dp->take_comm_seconds();
+    }
     const bool last = step + 1 == rc.steps;
     if (main_rank && n_val > 0 && ((step + 1) % opt.val_every == 0 || last)) {
       result.val = evaluate();

@@ -305,6 +305,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     const double lr = tc.lr * warmup_factor(step, tc.warmup_steps) * plateau.factor();
     std::mt19937_64 rng(static_cast<uint64_t>(step) * 0x9e3779b97f4a7c15ull ^ opt.seed);
     optimizer.zero_grad();
+    if (dp) dp->zero_grad();
     double loss_sum = 0, text_sum = 0, image_sum = 0;
     for (int micro = 0; micro < opt.accumulate; ++micro) {
       if (dp) dp->before_backward(micro + 1 == opt.accumulate);
@@ -362,6 +363,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     if (dp) {
       result.comm_bytes = dp->take_comm_bytes();
       record["comm_bytes"] = result.comm_bytes;
+      record["comm_wait_s"] = dp->take_comm_seconds();
       if (dp->powersgd()) record["powersgd_compression"] = result.powersgd_compression = dp->powersgd_compression();
     }
     if (opt.encode_on_the_fly) record["data_wait"] = data_stream->wait_seconds() / std::max(elapsed, 1e-9);

@@ -225,6 +225,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     }
     if (opt.nonfinite_loss_at && opt.nonfinite_loss_at(step)) loss.loss = loss.loss * NAN;
     optimizer.zero_grad();
+    if (dp) dp->zero_grad();
     if (dp) dp->before_backward(true);
     loss.loss.backward();
     double loss_value = loss.loss.item<double>();
@@ -258,7 +259,10 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                              {"phase", finetune ? "decoder" : "joint"}, {"epoch", position.epoch},
                              {"data_wait", loader.wait_seconds() / std::max(elapsed, 1e-9)},
                              {"batch", tc.batch}, {"global_batch", tc.batch * world}, {"world_size", world}};
-    if (dp) record["comm_bytes"] = dp->take_comm_bytes();
+    if (dp) {
+      record["comm_bytes"] = dp->take_comm_bytes();
+      record["comm_wait_s"] = dp->take_comm_seconds();
+    }
     if (!finetune) record["kl"] = loss.kl.item<double>();  // none with the encoder frozen
     if (scaled || skipped) record["skipped"] = skipped;
     if (scaled) record["grad_scales"] = scales.scales();
