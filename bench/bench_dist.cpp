@@ -147,17 +147,27 @@ int main(int argc, char** argv) {
   // 2. bench-m: the bytes of one update at each PowerSGD rank (they do not depend on the batch).
   const ModelConfig bench_m = config_load((kRoot / "configs/bench-m.json").string());
   const std::string m_tokens = synthetic_tokens(dir / "bench_m_tokens", bench_m, 64);
+  auto m_args = [&](int rank) {
+    return std::vector<std::string>{"-c", (kRoot / "configs/bench-m.json").string(), "-d", m_tokens, "--steps", "1",
+                                    "--batch", "1", "--val-every", "100000", "--powersgd-rank", std::to_string(rank)};
+  };
   std::printf("bench-m, 2 ranks, bytes each rank sends per update (measured / planned by `dalle info`):\n");
+  double unsharded_rss = 0;
   for (int rank : {0, 4, 16, 64}) {
-    const RunResult r = train(2, 1, (dir / ("m" + std::to_string(rank))).string(),
-                              {"-c", (kRoot / "configs/bench-m.json").string(), "-d", m_tokens, "--steps", "1",
-                               "--batch", "1", "--val-every", "100000", "--powersgd-rank", std::to_string(rank)});
+    const RunResult r = train(2, 1, (dir / ("m" + std::to_string(rank))).string(), m_args(rank));
     if (!r.ok) return 1;
+    if (rank == 0) unsharded_rss = r.peak_rss_mib;
     const CommPlan plan = comm_plan(bench_m, 2, rank, 100);
     const double planned = rank > 0 ? plan.comm_bytes_per_step_powersgd : plan.comm_bytes_per_step_uncompressed;
     std::printf("  PowerSGD %-3s: %8.2f MB / %8.2f MB planned, compression %.1f%%\n",
                 rank ? std::to_string(rank).c_str() : "off", r.comm_bytes / 1e6, planned / 1e6, 100 * r.compression);
   }
+  std::vector<std::string> sharded_m = m_args(0);
+  sharded_m.push_back("--shard-optimizer");
+  const RunResult m_sharded = train(2, 1, (dir / "m_sharded").string(), sharded_m);
+  if (!m_sharded.ok) return 1;
+  std::printf("bench-m, 2 ranks, peak RSS per rank: %.0f MiB unsharded, %.0f MiB with --shard-optimizer (%.2fx)\n",
+              unsharded_rss, m_sharded.peak_rss_mib, m_sharded.peak_rss_mib / unsharded_rss);
   fs::remove_all(dir);
   return 0;
 }
