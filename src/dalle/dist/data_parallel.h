@@ -34,7 +34,6 @@ class DataParallel {
   DataParallel(std::shared_ptr<DistGroup> group, std::vector<std::pair<std::string, torch::Tensor>> named,
                DataParallelOptions options);
 
-  DistGroup& group() { return *group_; }
   int rank() const { return group_->rank(); }
   int world() const { return group_->world(); }
   bool is_main() const { return group_->is_main(); }

@@ -155,11 +155,4 @@ std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds) {
   return DistGroup::join(*launch, std::chrono::milliseconds(static_cast<int64_t>(std::llround(timeout_seconds * 1000))));
 }
 
-std::string dist_error_line(const DistGroup* group, const std::exception& e) {
-  std::string line = first_line(e.what());
-  if (group && !dynamic_cast<const DistError*>(&e))
-    line = "rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + ": " + line;
-  return line;
-}
-
 }  // namespace dalle

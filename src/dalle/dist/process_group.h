@@ -39,7 +39,6 @@ class DistGroup {
    public:
     Pending() = default;
     void wait();
-    bool started() const { return static_cast<bool>(wait_); }
 
    private:
     friend class DistGroup;
@@ -74,8 +73,5 @@ class DistGroup {
 // dist/launch.h), else nullptr (a single process). `timeout_seconds` bounds joining and every
 // collective.
 std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds);
-
-// The one-line message a command prints for an exception from a distributed run.
-std::string dist_error_line(const DistGroup* group, const std::exception& e);
 
 }  // namespace dalle
