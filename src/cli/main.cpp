@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "dalle/dist/process_group.h"
+#include "dalle/util/allocator.h"
 #include "dalle/util/build_info.h"
 #include "dalle/util/error.h"
 
@@ -59,6 +60,7 @@ std::string parse_error_message(CLI::App& app, const CLI::ParseError& first, int
 }  // namespace
 
 int main(int argc, char** argv) {
+  dalle::reuse_freed_memory(true);  // large tensors reuse warm memory (util/allocator.h)
   CLI::App app{"dalle.cpp " DALLE_VERSION " - DALL-E (zero-shot text-to-image generation) in C++", "dalle"};
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return dalle::build_info(); },
