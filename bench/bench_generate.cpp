@@ -15,6 +15,7 @@
 #include "dalle/sample/generate.h"
 #include "dalle/train/checkpoint.h"
 #include "dalle/util/fs.h"
+#include "dalle/util/allocator.h"
 #include "dalle/util/threads.h"
 
 using namespace dalle;
@@ -61,6 +62,7 @@ double seconds_per_token_by_recompute(Prior& prior, const torch::Tensor& text, i
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "models/default";
   set_thread_count(argc > 2 ? std::atoi(argv[2]) : 1);
+  reuse_freed_memory(true);  // as every `dalle` command does (util/allocator.h)
   const bool bundle_dir = is_directory(path);
   Bundle bundle = bundle_dir ? bundle_load(path) : random_bundle(path);
   const torch::Tensor text1 = encode_caption(bundle, "a small blue square in the top left corner");
