@@ -206,15 +206,16 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   bundle.prior = prior_create(config);
 
   // The EMA weights into the bundle's prior on rank 0; with a sharded optimizer every rank takes
-  // part, sending its share.
-  auto ema_to_bundle = [&]() {
+  // part, sending its share (unless `gathered` already holds the other ranks' "ema." shares).
+  auto ema_to_bundle = [&](const SafeTensors* already_gathered = nullptr) {
     SafeTensors gathered;
-    if (dp) {
+    if (dp && !already_gathered) {
       SafeTensors own;
       ema.state_into(own, "ema.");
       gathered = dp->gather_to_main(own, {"ema."});
     }
     if (!main_rank) return;
+    if (already_gathered) gathered = *already_gathered;
     ema.copy_to(*bundle.prior);
     torch::NoGradGuard no_grad;
     for (auto& item : bundle.prior->named_parameters(true))
@@ -236,7 +237,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
       extra.metadata.insert(errors.metadata.begin(), errors.metadata.end());
       positions = dp->all_gather({position.epoch, position.sample});
     }
-    ema_to_bundle();
+    ema_to_bundle(dp ? &extra : nullptr);
     if (!main_rank) return;
     checkpoint_save(ckpt_path, *prior, optimizer, ema,
                     {{"step", step}, {"seed", opt.seed}, {"plateau_best", plateau.best_},
