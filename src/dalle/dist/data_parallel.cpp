@@ -261,6 +261,14 @@ double DataParallel::powersgd_compression() const {
   return 1.0 - after / before;
 }
 
+Tokenizer tokenizer_from_main(DistGroup* group, const std::string& run_file, const std::function<Tokenizer()>& make) {
+  if (!group) return make();
+  Tokenizer tokenizer;
+  if (group->is_main()) tokenizer = make();
+  group->barrier();
+  return group->is_main() ? tokenizer : Tokenizer::load(run_file);
+}
+
 LoaderPosition resume_position(const nlohmann::json& state, const DistGroup* group, const std::string& command) {
   LoaderPosition position{state.value("data_epoch", int64_t(0)), state.value("data_sample", int64_t(0))};
   const int rank = group ? group->rank() : 0, world = group ? group->world() : 1;

@@ -7,6 +7,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "dalle/dist/powersgd.h"
 #include "dalle/dist/process_group.h"
 #include "dalle/io/safetensors.h"
+#include "dalle/text/tokenizer.h"
 
 namespace dalle {
 
@@ -88,6 +90,10 @@ class DataParallel {
   int64_t uncompressed_bytes_ = 0;  // gradients all-reduced in fp32 (PowerSGD off or not compressible)
   double comm_seconds_ = 0;
 };
+
+// The run's tokenizer: rank 0 makes it with `make` (which learns or checks it and writes it to
+// `run_file`); the other ranks wait for that and read the file. `group` null: just `make`.
+Tokenizer tokenizer_from_main(DistGroup* group, const std::string& run_file, const std::function<Tokenizer()>& make);
 
 // Where this rank's data stream resumes, from a checkpoint's training state: its own entry of
 // "data_positions" (one per rank), or when the run was saved by another number of ranks, the

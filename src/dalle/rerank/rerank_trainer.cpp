@@ -87,20 +87,14 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   Loader loader(lo, position);
   LoaderBatch batch = loader.next();  // fails here, before the run folder exists, on unusable data
 
-  // Rank 0 learns (or checks) the tokenizer and writes it; the others read what it wrote.
-  Tokenizer tokenizer;
-  if (main_rank) {
-    make_dirs(opt.out);
-    tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
-                                  opt.tokenizer.empty() && !opt.resume
-                                      ? loader_read_captions(opt.data, kTokenizerSampleSize)
-                                      : std::vector<std::vector<std::string>>{},
-                                  config.prior.text_vocab);
-  }
-  if (opt.dist) {
-    opt.dist->barrier();
-    if (!main_rank) tokenizer = Tokenizer::load(path_join(opt.out, config.tokenizer_file));
-  }
+  if (main_rank) make_dirs(opt.out);
+  const std::string tokenizer_file = path_join(opt.out, config.tokenizer_file);
+  const Tokenizer tokenizer = tokenizer_from_main(opt.dist.get(), tokenizer_file, [&] {
+    return tokenizer_for_run(tokenizer_file, opt.resume, opt.tokenizer,
+                             opt.tokenizer.empty() && !opt.resume ? loader_read_captions(opt.data, kTokenizerSampleSize)
+                                                                  : std::vector<std::vector<std::string>>{},
+                             config.prior.text_vocab);
+  });
   const int vocab = tokenizer.vocab_size();
   torch::manual_seed(opt.seed);
   Reranker model(rc, vocab);

@@ -121,18 +121,13 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   const int64_t n_val = held_out.tokens.defined() ? held_out.tokens.size(0) : 0;
 
   if (main_rank) make_dirs(opt.out);
-  // Rank 0 learns (or checks) the tokenizer and writes it; the others read what it wrote.
-  Tokenizer tokenizer;
-  if (main_rank)
-    tokenizer = tokenizer_for_run(path_join(opt.out, config.tokenizer_file), opt.resume, opt.tokenizer,
-                                  opt.tokenizer.empty() && !opt.resume
-                                      ? prior_data_captions(data_options, kTokenizerSampleSize)
-                                      : std::vector<std::vector<std::string>>{},
-                                  pc.text_vocab);
-  if (opt.dist) {
-    opt.dist->barrier();
-    if (!main_rank) tokenizer = Tokenizer::load(path_join(opt.out, config.tokenizer_file));
-  }
+  const std::string tokenizer_file = path_join(opt.out, config.tokenizer_file);
+  const Tokenizer tokenizer = tokenizer_from_main(opt.dist.get(), tokenizer_file, [&] {
+    return tokenizer_for_run(tokenizer_file, opt.resume, opt.tokenizer,
+                             opt.tokenizer.empty() && !opt.resume ? prior_data_captions(data_options, kTokenizerSampleSize)
+                                                                  : std::vector<std::vector<std::string>>{},
+                             pc.text_vocab);
+  });
 
   torch::manual_seed(opt.seed);
   Prior prior = prior_create(config);
