@@ -27,6 +27,7 @@ struct EvalFlags {
   int64_t judge_steps = 1200;
   int64_t seed = 0;
   int threads = 0;
+  std::string weights;
   int seeds = 2;
   ShapesEvalOptions shapes;
   std::string real;
@@ -74,7 +75,7 @@ int run_train_judge(const EvalFlags& f) {
 int run_shapes(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model);
+  Bundle bundle = bundle_load(model, weights_choice(f.weights));
   const int size = bundle.config.vae.image_size;
   make_dirs(f.out);
   // A judge given, or the one an earlier run left in OUT, or a new one (a few minutes).
@@ -126,7 +127,7 @@ std::vector<double> parse_radii(const std::string& list) {
 int run_fid(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model);
+  Bundle bundle = bundle_load(model, weights_choice(f.weights));
   f.fid.blur = parse_radii(f.blur);
   f.fid.seed = static_cast<uint64_t>(f.seed);
   ProgressBar bar("sampling", 0, "img");
@@ -200,6 +201,7 @@ void register_eval(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 1024));
   shapes->add_flag("--restart", f.shapes.restart, "Ignore partial results in OUT and start over");
   add_sampler_options(shapes, f.shapes.sampler);
+  add_weights_option(shapes, f.weights);
   add_threads_option(shapes, f.threads);
   add_progress_options(shapes);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });
@@ -237,6 +239,7 @@ void register_eval(CLI::App& app, Action& action) {
   fid->add_option("--kid-subset-size", f.fid.kid_subset_size, "KID: features per subset")->capture_default_str()
       ->check(CLI::Range(2, 1000000));
   add_sampler_options(fid, f.fid.sampler);
+  add_weights_option(fid, f.weights);
   add_threads_option(fid, f.threads);
   add_progress_options(fid);
   fid->callback([&action] { action = [] { return run_fid(f); }; });

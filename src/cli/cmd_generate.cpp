@@ -23,7 +23,7 @@ struct GenerateFlags {
   int count = 8;
   int keep = 4;
   bool keep_given = false;  // without -k, K = min(4, N)
-  int batch = 8;
+  int batch = 0;  // 0: min(N, 32), enough rows that a step is not bound by reading the weights
   int64_t seed = -1;
   double temperature = 1.0;
   int top_k = 0;
@@ -32,6 +32,7 @@ struct GenerateFlags {
   std::string init_image;
   int init_rows = 0;
   int threads = 0;
+  std::string weights;
   bool json = false;
 };
 
@@ -53,16 +54,17 @@ int run_generate(GenerateFlags& f) {
   const uint64_t seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}() & 0x7fffffff;
   GenerateRequest request;
   if (!f.init_image.empty()) request.init_image = image_load(f.init_image);
-  Bundle bundle = bundle_load(model);
+  Bundle bundle = bundle_load(model, weights_choice(f.weights));
   request.prompt = f.prompt;
   request.count = f.count;
   request.keep = f.keep;
-  request.batch = std::min(f.batch, f.count);
+  request.batch = std::min(f.batch > 0 ? f.batch : 32, f.count);
   request.seed = seed;
   request.sampler = {f.temperature, f.top_k, f.top_p, f.cfg_scale};
   request.init_rows = f.init_rows;
-  std::fprintf(stderr, "generate: \"%s\" with %s, seed %llu, %d candidates, keeping %d\n", f.prompt.c_str(),
-               model.c_str(), static_cast<unsigned long long>(seed), f.count, f.keep);
+  std::fprintf(stderr, "generate: \"%s\" with %s (%s weights), seed %llu, %d candidates in batches of %d, keeping %d\n",
+               f.prompt.c_str(), model.c_str(), weight_format_name(bundle.weights).c_str(),
+               static_cast<unsigned long long>(seed), f.count, request.batch, f.keep);
   if (bundle.reranker)
     std::fprintf(stderr, "generate: reranking with %s\n", kRerankWeightsFile);
   else
@@ -120,8 +122,9 @@ void register_generate(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("-k,--keep", f.keep, "Images to keep and write (K <= N; default min(4, N)), best rerank score first")
       ->capture_default_str()->check(CLI::Range(1, 4096));
-  cmd->add_option("-b,--batch", f.batch, "Candidates sampled together (memory vs. speed)")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("-b,--batch", f.batch,
+                  "Candidates sampled together (default: min(N, 32): one step reads the weights once for every row)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("-s,--seed", f.seed, "Random seed (default: random; printed so a run can be repeated)");
   cmd->add_option("--temperature", f.temperature, "Sampling temperature (paper: 1; 0 = argmax)")
       ->capture_default_str()->check(CLI::Range(0.0, 100.0));
@@ -138,6 +141,7 @@ void register_generate(CLI::App& app, Action& action) {
   cmd->add_option("--init-rows", f.init_rows, "Token rows of --init-image to keep (1 .. grid rows - 1)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", f.json, "Print each kept image's path, rank and rerank score as JSON on stdout");
+  add_weights_option(cmd, f.weights);
   add_threads_option(cmd, f.threads);
   add_progress_options(cmd);
   cmd->callback([&action, cmd] {

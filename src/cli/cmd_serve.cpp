@@ -17,6 +17,7 @@ struct ServeFlags {
   std::string device = "cpu";
   ServeOptions options;
   int threads = 0;
+  std::string weights;
 };
 
 int run_serve(ServeFlags& f) {
@@ -25,14 +26,15 @@ int run_serve(ServeFlags& f) {
   if (f.options.api_key.empty())
     if (const char* key = std::getenv("DALLE_API_KEY")) f.options.api_key = key;
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model);
+  Bundle bundle = bundle_load(model, weights_choice(f.weights));
   f.options.model_label = bundle.config.name;
   const int size = bundle.config.vae.image_size;
   f.options.on_listening = [&](const std::string& host, int port) {
     std::fprintf(stderr,
-                 "serve: listening on http://%s:%d (model %s from %s: %dx%d images, %s; queue %d, %s); "
+                 "serve: listening on http://%s:%d (model %s from %s: %dx%d images, %s weights, %s; queue %d, %s); "
                  "Ctrl+C stops\n",
                  host.c_str(), port, bundle.config.name.c_str(), model.c_str(), size, size,
+                 weight_format_name(bundle.weights).c_str(),
                  bundle.reranker ? "reranked" : "no reranker", f.options.max_queue,
                  f.options.api_key.empty() ? "no API key" : "API key required");
   };
@@ -69,6 +71,7 @@ void register_serve(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--max-candidates", o.limits.max_candidates, "Largest rerank pool one request may ask for (candidates)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  add_weights_option(cmd, f.weights);
   add_threads_option(cmd, f.threads);
   cmd->callback([&action] { action = [] { return run_serve(f); }; });
 }

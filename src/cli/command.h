@@ -5,7 +5,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "dalle/prior/packed_linear.h"
 
 namespace dalle {
 class DistGroup;
@@ -24,12 +27,18 @@ void register_info(CLI::App& app, Action& action);
 void register_plot(CLI::App& app, Action& action);
 void register_rerank(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);
+void register_quantize(CLI::App& app, Action& action);
 void register_serve(CLI::App& app, Action& action);
 void register_eval(CLI::App& app, Action& action);
 
 // -t/--threads on a subcommand; apply_threads() sets libtorch's thread count from it.
 void add_threads_option(CLI::App* app, int& threads);
 void apply_threads(int threads);
+
+// --weights fp32|bf16|int8 on a command that samples; weights_choice() turns the flag into
+// bundle_load's argument (empty: the format the bundle stores).
+void add_weights_option(CLI::App* app, std::string& weights);
+std::optional<WeightFormat> weights_choice(const std::string& weights);
 
 // --quiet and --log-every on a long-running subcommand; main() applies them after parsing
 // (util/progress.h). Trainers read quiet() for their status lines.

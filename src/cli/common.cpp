@@ -22,6 +22,19 @@ void add_threads_option(CLI::App* app, int& threads) {
 
 void apply_threads(int threads) { set_thread_count(threads); }
 
+void add_weights_option(CLI::App* app, std::string& weights) {
+  app->add_option("--weights", weights,
+                  "Prior weights for sampling: fp32, bf16 (half the bytes per token) or int8 (per-channel weight-only, "
+                  "a quarter); bf16 and int8 also decode images with bf16 dVAE weights (default: as the bundle stores "
+                  "them, fp32 unless made by `dalle quantize`)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
+}
+
+std::optional<WeightFormat> weights_choice(const std::string& weights) {
+  if (weights.empty()) return std::nullopt;
+  return parse_weight_format(weights);
+}
+
 namespace {
 
 ProgressSettings& progress_flags() {

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   dalle::cli::register_eval(app, action);
   dalle::cli::register_serve(app, action);
   dalle::cli::register_convert(app, action);
+  dalle::cli::register_quantize(app, action);
   dalle::cli::register_info(app, action);
   dalle::cli::register_plot(app, action);
   if (argc == 1) {

@@ -3,6 +3,7 @@
 #include "dalle/util/torch_api.h"
 
 #include "dalle/io/weights.h"
+#include "dalle/prior/quantized_weights.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 
@@ -34,7 +35,7 @@ Prior prior_create(const ModelConfig& config) {
   return Prior(config.prior, config.vae.grid(), config.vae.grid(), config.vae.vocab);
 }
 
-Bundle bundle_load(const std::string& dir) {
+Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights) {
   require_folder(dir, "a model bundle");
   Bundle b;
   b.path = dir;
@@ -45,9 +46,15 @@ Bundle bundle_load(const std::string& dir) {
                      "tokenizer has " + std::to_string(b.tokenizer.vocab_size()) +
                          " ids but prior.text_vocab is " + std::to_string(b.config.prior.text_vocab));
   b.prior = prior_create(b.config);
-  const std::string weights = path_join(dir, kPriorWeightsFile);
-  module_load_weights(*b.prior, safetensors_load(weights), weights);
+  const std::string prior_file = path_join(dir, kPriorWeightsFile);
+  SafeTensors st = safetensors_load(prior_file);
+  const WeightFormat stored = prior_weights_format(st);
+  const Int8Weights int8 = prior_weights_unpack(st, prior_file);
+  module_load_weights(*b.prior, st, prior_file);
   b.prior->eval();
+  b.weights = weights.value_or(stored);
+  b.decoder = std::make_shared<PriorDecoder>(b.prior, b.weights, b.weights == WeightFormat::int8 ? int8 : Int8Weights{});
+  if (b.weights != WeightFormat::fp32) b.vae->decoder->to(torch::kBFloat16);
   const std::string rerank = path_join(dir, kRerankWeightsFile);
   if (path_exists(rerank)) {
     std::string fingerprint;
@@ -55,6 +62,11 @@ Bundle bundle_load(const std::string& dir) {
     reranker_check_tokenizer(b.reranker, fingerprint, b.tokenizer, rerank);
   }
   return b;
+}
+
+PriorDecoder& bundle_decoder(Bundle& bundle) {
+  if (!bundle.decoder) bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
+  return *bundle.decoder;
 }
 
 }  // namespace dalle

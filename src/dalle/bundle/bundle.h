@@ -3,9 +3,12 @@
 // rerank.safetensors (the contrastive reranker, over the same tokenizer). Training runs write
 // the same layout, so a run folder is a bundle.
 #pragma once
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "dalle/bundle/config.h"
+#include "dalle/prior/decoder.h"
 #include "dalle/prior/transformer.h"
 #include "dalle/rerank/reranker.h"
 #include "dalle/text/tokenizer.h"
@@ -24,11 +27,19 @@ struct Bundle {
   Dvae vae{nullptr};
   Prior prior{nullptr};
   Reranker reranker{nullptr};  // null when the bundle has no rerank.safetensors
+  // Sampling runs on `decoder`, with the prior's linear weights in `weights`; with bf16 or int8
+  // the dVAE decoder's weights are bf16 too (bench_decode: pixels within 1e-4 of fp32).
+  WeightFormat weights = WeightFormat::fp32;
+  std::shared_ptr<PriorDecoder> decoder;
 };
 
 // A folder with config.json and vae.safetensors (a VAE run, a token folder or a bundle).
 Dvae vae_load(const std::string& dir, ModelConfig* config_out = nullptr);
 Prior prior_create(const ModelConfig& config);
-Bundle bundle_load(const std::string& dir);
+// `weights`: the inference format; by default the one prior.safetensors is stored in (an int8
+// bundle from `dalle quantize` samples in int8, a trained fp32 bundle in fp32).
+Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights = std::nullopt);
+// The bundle's decoder, made (in `weights`) on first use for a bundle assembled in code.
+PriorDecoder& bundle_decoder(Bundle& bundle);
 
 }  // namespace dalle

@@ -72,7 +72,7 @@ torch::Tensor generate_for_captions(Bundle& bundle, const std::vector<std::strin
         const torch::Tensor text = torch::cat(rows);
         const torch::Tensor uncond = encode_caption(bundle, "").expand({b, text.size(1)}).contiguous();
         torch::Generator gen = step_generator(o.seed, start, 11);
-        const torch::Tensor tokens = sample_image_tokens(bundle.prior, text, o.sampler, gen, {}, uncond);
+        const torch::Tensor tokens = sample_image_tokens(bundle_decoder(bundle), text, o.sampler, gen, {}, uncond);
         const torch::Tensor decoded = bundle.vae->decode_tokens(tokens.view({b, grid, grid}));
         for (int64_t i = 0; i < b; ++i)
           keep(start + i, image_from_tensor(decoded[i]),

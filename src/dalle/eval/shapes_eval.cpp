@@ -214,7 +214,8 @@ json shapes_eval(Bundle& bundle, Judge& judge, const JudgeAccuracy& judge_acc, c
   make_dirs(out);
 
   // Partial results of the same settings continue; other settings start over only when asked.
-  const json settings = {{"model", bundle.path}, {"model_name", bundle.config.name}, {"candidates", o.candidates},
+  const json settings = {{"model", bundle.path}, {"model_name", bundle.config.name},
+                         {"weights", weight_format_name(bundle.weights)}, {"candidates", o.candidates},
                          {"seeds", o.seeds}, {"templates", o.templates}, {"relation_prompts", o.relation_prompts},
                          {"max_prompts", o.max_prompts}, {"split", o.split},
                          {"sampler", {{"temperature", o.sampler.temperature}, {"top_k", o.sampler.top_k},
@@ -319,6 +320,7 @@ json shapes_eval(Bundle& bundle, Judge& judge, const JudgeAccuracy& judge_acc, c
   const Group groups[] = {{"seen", 1, false}, {"heldout", 1, true}, {"relations_seen", 2, false}, {"relations_heldout", 2, true}};
   json report = {{"model", bundle.path},
                  {"model_name", bundle.config.name},
+                 {"weights", weight_format_name(bundle.weights)},
                  {"image_size", size},
                  {"candidates", o.candidates},
                  {"seeds", o.seeds},
@@ -373,7 +375,8 @@ json shapes_eval(Bundle& bundle, Judge& judge, const JudgeAccuracy& judge_acc, c
   }
   write_file_atomic(path_join(out, "report.json"), report.dump(2) + "\n");
 
-  std::string md = "# dalle eval shapes: " + bundle.config.name + " (" + bundle.path + ")\n\n";
+  std::string md = "# dalle eval shapes: " + bundle.config.name + " (" + bundle.path + ", " +
+                   weight_format_name(bundle.weights) + " weights)\n\n";
   md += std::to_string(o.candidates) + " candidates per prompt and seed, " + std::to_string(o.seeds.size()) +
         " seed(s); reranked = the " + (reranker ? "reranker's pick of all " + std::to_string(o.candidates)
                                                 : std::string("first sample (the bundle has no reranker)")) + ".\n";

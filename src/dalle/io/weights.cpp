@@ -41,7 +41,10 @@ void module_load_weights(torch::nn::Module& module, const SafeTensors& st,
     auto dt = st.dtypes.find(name);
     const std::string have = dt != st.dtypes.end() ? dt->second
                                                    : safetensors_dtype_name(it->second.scalar_type());
-    if (have != want) problems.push_back("tensor '" + name + "' has dtype " + have + ", expected " + want);
+    // 16-bit floats load into fp32 parameters: bundles may store weights in bf16 or fp16.
+    const bool widened = want == "F32" && (have == "BF16" || have == "F16");
+    if (have != want && !widened)
+      problems.push_back("tensor '" + name + "' has dtype " + have + ", expected " + want);
     if (it->second.sizes() != param.sizes())
       problems.push_back("tensor '" + name + "' has shape " + shape_string(it->second.sizes()) +
                          ", expected " + shape_string(param.sizes()));

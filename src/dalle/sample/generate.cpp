@@ -52,7 +52,7 @@ std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateReques
   for (int start = 0; start < request.count; start += request.batch) {
     const int b = std::min(request.batch, request.count - start);
     torch::Tensor tokens = sample_image_tokens(
-        bundle.prior, text.expand({b, text.size(1)}).contiguous(), request.sampler, gen,
+        bundle_decoder(bundle), text.expand({b, text.size(1)}).contiguous(), request.sampler, gen,
         [&](int64_t i) {
           if (on_progress) on_progress((per_image - given) * start + (i + 1 - given) * b, total);
         },

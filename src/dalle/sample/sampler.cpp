@@ -27,7 +27,7 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
   return torch::multinomial(l.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
 }
 
-torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const SamplerSettings& s,
+torch::Tensor sample_image_tokens(ImageTokenDecoder& decoder, const torch::Tensor& text, const SamplerSettings& s,
                                   torch::Generator& gen, const std::function<void(int64_t)>& on_token,
                                   const torch::Tensor& uncond_text, const torch::Tensor& init) {
   torch::InferenceMode inference;
@@ -35,7 +35,7 @@ torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const
   if (guided && (!uncond_text.defined() || uncond_text.sizes() != text.sizes()))
     throw Error("sampling: classifier-free guidance needs an unconditional caption batch");
   const int64_t b = text.size(0);
-  const int64_t n = prior->image_tokens();
+  const int64_t n = decoder.image_tokens();
   const int64_t given = init.defined() ? init.size(1) : 0;
   if (init.defined() && (init.size(0) != b || given >= n))
     throw Error("sampling: init tokens must be [" + std::to_string(b) + ", P] with P < " + std::to_string(n));
@@ -43,9 +43,8 @@ torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const
   if (given > 0) out.narrow(1, 0, given).copy_(init);
   const int64_t rows = guided ? 2 * b : b;
   torch::Tensor fed = torch::empty({rows}, torch::kLong);  // this step's token for every cache row
-  KvCache cache = prior->make_cache(rows);
-  torch::Tensor logits = prior->prefill(guided ? torch::cat({text, uncond_text}, 0) : text, cache,
-                                        given == 0 ? torch::Tensor() : guided ? torch::cat({init, init}, 0) : init);
+  torch::Tensor logits = decoder.start(guided ? torch::cat({text, uncond_text}, 0) : text,
+                                       given == 0 ? torch::Tensor() : guided ? torch::cat({init, init}, 0) : init);
   for (int64_t i = given; i < n; ++i) {
     torch::Tensor mixed = logits;
     if (guided) {
@@ -58,10 +57,17 @@ torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text, const
     if (i + 1 < n) {
       fed.narrow(0, 0, b).copy_(token);
       if (guided) fed.narrow(0, b, b).copy_(token);
-      logits = prior->step(fed, i, cache);
+      logits = decoder.step(fed, i);
     }
   }
   return out;
+}
+
+torch::Tensor sample_image_tokens(const Prior& prior, const torch::Tensor& text, const SamplerSettings& s,
+                                  torch::Generator& gen, const std::function<void(int64_t)>& on_token,
+                                  const torch::Tensor& uncond_text, const torch::Tensor& init) {
+  PriorDecoder decoder(prior, WeightFormat::fp32);
+  return sample_image_tokens(decoder, text, s, gen, on_token, uncond_text, init);
 }
 
 }  // namespace dalle

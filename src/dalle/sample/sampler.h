@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "dalle/prior/transformer.h"
+#include "dalle/prior/decoder.h"
 
 namespace dalle {
 
@@ -28,7 +28,12 @@ torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& 
 // `init` [B, P] (optional) fixes the first P image tokens (image-prompted sampling: the given
 // rows are prefilled through the cache, never sampled).
 // `on_token(i)` is called after image token i of every row is sampled. Returns [B, N].
-torch::Tensor sample_image_tokens(Prior& prior, const torch::Tensor& text,
+torch::Tensor sample_image_tokens(ImageTokenDecoder& decoder, const torch::Tensor& text,
+                                  const SamplerSettings& settings, torch::Generator& gen,
+                                  const std::function<void(int64_t)>& on_token = {},
+                                  const torch::Tensor& uncond_text = {}, const torch::Tensor& init = {});
+// The same with the fast fp32 decoder of `prior` (decoder.h).
+torch::Tensor sample_image_tokens(const Prior& prior, const torch::Tensor& text,
                                   const SamplerSettings& settings, torch::Generator& gen,
                                   const std::function<void(int64_t)>& on_token = {},
                                   const torch::Tensor& uncond_text = {}, const torch::Tensor& init = {});

@@ -163,7 +163,8 @@ torch::Tensor DvaeImpl::encode_images(const torch::Tensor& images_u8) {
 }
 
 torch::Tensor DvaeImpl::decode_tokens(const torch::Tensor& tokens) {
-  torch::Tensor stats = decoder->forward_tokens(tokens.to(device()));
+  // fp32 from here on, also when the decoder's weights are bf16.
+  torch::Tensor stats = decoder->forward_tokens(tokens.to(device())).to(torch::kFloat32);
   return unmap_pixels(torch::sigmoid(stats.slice(1, 0, config_.channels)), config_.eps);
 }
 

@@ -1,0 +1,257 @@
+#include "dalle/prior/decoder.h"
+
+#include "dalle/util/torch_api.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
+#include "dalle/prior/vector_math.h"
+#include "dalle/util/error.h"
+
+namespace dalle {
+
+torch::Tensor ReferenceDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
+  cache_ = prior_->make_cache(text.size(0));
+  return prior_->prefill(text, cache_, init);
+}
+
+torch::Tensor ReferenceDecoder::step(const torch::Tensor& tokens, int64_t index) {
+  return prior_->step(tokens, index, cache_);
+}
+
+namespace {
+
+std::vector<float> floats_of(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+const Int8Weight* find_int8(const Int8Weights& int8, const std::string& name) {
+  auto it = int8.find(name);
+  return it == int8.end() ? nullptr : &it->second;
+}
+
+std::string block_name(size_t layer, const char* rest) { return "blocks." + std::to_string(layer) + rest; }
+
+}  // namespace
+
+std::vector<std::string> prior_quantizable_weights(const Prior& prior) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < prior->attn.size(); ++i)
+    for (const char* rest : {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc.weight", ".mlp.proj.weight"})
+      names.push_back(block_name(i, rest));
+  return names;
+}
+
+PriorDecoder::PriorDecoder(const Prior& prior, WeightFormat format, const Int8Weights& int8)
+    : format_(format),
+      text_len_(prior->text_len()),
+      grid_h_(static_cast<int>(prior->row_emb.size(0))),
+      grid_w_(static_cast<int>(prior->col_emb.size(0))),
+      d_(prior->config().d_model),
+      heads_(prior->config().heads),
+      image_vocab_(prior->image_vocab()) {
+  torch::NoGradGuard no_grad;
+  text_emb_ = floats_of(prior->text_emb->weight);
+  image_emb_ = floats_of(prior->image_emb->weight);
+  text_pos_ = floats_of(prior->text_pos);
+  row_emb_ = floats_of(prior->row_emb);
+  col_emb_ = floats_of(prior->col_emb);
+  auto norm = [](const torch::nn::LayerNorm& ln) {
+    return Norm{floats_of(ln->weight), floats_of(ln->bias), static_cast<float>(ln->options.eps())};
+  };
+  auto packed = [&](const torch::nn::Linear& linear, const std::string& name) {
+    return PackedLinear(linear->weight, linear->bias, format, find_int8(int8, name));
+  };
+  for (size_t i = 0; i < prior->attn.size(); ++i) {
+    const auto& a = prior->attn[i];
+    const auto& m = prior->mlp[i];
+    layers_.push_back({norm(a->ln), norm(m->ln), packed(a->qkv, block_name(i, ".attn.qkv.weight")),
+                       packed(a->proj, block_name(i, ".attn.proj.weight")), packed(m->fc, block_name(i, ".mlp.fc.weight")),
+                       packed(m->proj, block_name(i, ".mlp.proj.weight")), prior->masks()[i]});
+  }
+  ln_f_ = norm(prior->ln_f);
+  image_head_ = PackedLinear(prior->image_head->weight, prior->image_head->bias, WeightFormat::fp32);
+
+  // Which cached positions each image slot attends, from the same predicate the dense reference
+  // mask uses; ring layers keep the last W slots (kv_cache.h), column layers every slot.
+  const MaskShape shape{text_len_, grid_h_, grid_w_, prior->config().conv_kernel};
+  const int64_t n = image_tokens();
+  for (MaskType type : {MaskType::row, MaskType::column, MaskType::conv}) {
+    const size_t m = static_cast<size_t>(type);
+    const int64_t ring = type == MaskType::column ? n : KvCache::ring_size(type, shape);
+    capacity_[m] = text_len_ + ring;
+    image_keys_[m].resize(static_cast<size_t>(n));
+    for (int64_t q = 0; q < n; ++q)
+      for (int64_t k = 0; k <= q; ++k)
+        if (image_mask_allows(type, shape, static_cast<int>(q), static_cast<int>(k))) {
+          TORCH_CHECK(q - k < ring, "decoder: mask reaches past its ring buffer");
+          image_keys_[m][static_cast<size_t>(q)].push_back(static_cast<int32_t>(storage_of(type, text_len_ + k)));
+        }
+  }
+}
+
+int64_t PriorDecoder::storage_of(MaskType mask, int64_t position) const {
+  if (position < text_len_) return position;
+  const int64_t slot = position - text_len_;
+  const size_t m = static_cast<size_t>(mask);
+  return text_len_ + (mask == MaskType::column ? slot : slot % (capacity_[m] - text_len_));
+}
+
+int64_t PriorDecoder::step_weight_bytes() const {
+  int64_t bytes = image_head_.weight_bytes();
+  for (const Layer& l : layers_)
+    bytes += l.qkv.weight_bytes() + l.attn_proj.weight_bytes() + l.fc.weight_bytes() + l.mlp_proj.weight_bytes();
+  return bytes;
+}
+
+void PriorDecoder::reserve(int64_t rows, int64_t chunk) {
+  const size_t m = static_cast<size_t>(rows * chunk), d = static_cast<size_t>(d_);
+  if (x_.size() < m * d) {
+    x_.resize(m * d);
+    h_.resize(m * d);
+    qkv_.resize(3 * m * d);
+    att_.resize(m * d);
+    mlp_.resize(4 * m * d);
+    branch_.resize(m * d);
+  }
+  if (rows != rows_) {
+    keys_.assign(layers_.size(), {});
+    values_.assign(layers_.size(), {});
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const size_t cap = static_cast<size_t>(capacity_[static_cast<size_t>(layers_[l].mask)]);
+      keys_[l].resize(static_cast<size_t>(rows) * cap * d);
+      values_[l].resize(static_cast<size_t>(rows) * cap * d);
+    }
+    int64_t most_keys = 0;
+    for (const auto& lists : image_keys_)
+      for (const auto& keys : lists) most_keys = std::max<int64_t>(most_keys, static_cast<int64_t>(keys.size()));
+    scores_.resize(static_cast<size_t>(rows * heads_ * (text_len_ + most_keys + 1)));
+    last_.resize(static_cast<size_t>(rows) * d);
+    logits_.resize(static_cast<size_t>(rows * image_vocab_));
+    rows_ = rows;
+  }
+}
+
+torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
+  const int64_t rows = text.size(0), given = init.defined() ? init.size(1) : 0;
+  if (text.size(1) != text_len_) throw Error("decoder: caption has " + std::to_string(text.size(1)) +
+                                             " tokens, the prior takes " + std::to_string(text_len_));
+  if (init.defined() && (init.size(0) != rows || given >= image_tokens()))
+    throw Error("decoder: init tokens must be [" + std::to_string(rows) + ", P < " + std::to_string(image_tokens()) + "]");
+  const int64_t chunk = text_len_ + 1 + given;
+  reserve(rows, chunk);
+  const torch::Tensor t = text.to(torch::kLong).contiguous();
+  const torch::Tensor g = given > 0 ? init.to(torch::kLong).contiguous() : torch::Tensor();
+  const int64_t text_ids = static_cast<int64_t>(text_emb_.size()) / d_;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < chunk; ++c) {
+      float* x = &x_[static_cast<size_t>((r * chunk + c) * d_)];
+      const float *emb, *pos_a, *pos_b = nullptr;
+      if (c < text_len_) {
+        const int64_t id = t.data_ptr<int64_t>()[r * text_len_ + c];
+        if (id < 0 || id >= text_ids) throw Error("decoder: caption token id " + std::to_string(id) + " out of range");
+        emb = &text_emb_[static_cast<size_t>(id * d_)];
+        pos_a = &text_pos_[static_cast<size_t>(c * d_)];
+      } else {
+        const int64_t slot = c - text_len_;
+        const int64_t id = slot == 0 ? image_vocab_ : g.data_ptr<int64_t>()[r * given + slot - 1];
+        if (id < 0 || id > image_vocab_) throw Error("decoder: image token " + std::to_string(id) + " out of range");
+        emb = &image_emb_[static_cast<size_t>(id * d_)];
+        pos_a = &row_emb_[static_cast<size_t>(slot / grid_w_ * d_)];
+        pos_b = &col_emb_[static_cast<size_t>(slot % grid_w_ * d_)];
+      }
+      for (int64_t i = 0; i < d_; ++i) x[i] = emb[i] + pos_a[i] + (pos_b ? pos_b[i] : 0.0f);
+    }
+  length_ = 0;
+  return run(0, chunk);
+}
+
+torch::Tensor PriorDecoder::step(const torch::Tensor& tokens, int64_t index) {
+  const int64_t slot = index + 1;
+  if (length_ != text_len_ + slot) throw Error("decoder: image token " + std::to_string(index) + " fed out of order");
+  if (tokens.numel() != rows_) throw Error("decoder: step needs one token per row");
+  const torch::Tensor t = tokens.to(torch::kLong).contiguous();
+  for (int64_t r = 0; r < rows_; ++r) {
+    const int64_t id = t.data_ptr<int64_t>()[r];
+    if (id < 0 || id >= image_vocab_) throw Error("decoder: image token " + std::to_string(id) + " out of range");
+    const float* emb = &image_emb_[static_cast<size_t>(id * d_)];
+    const float* row = &row_emb_[static_cast<size_t>(slot / grid_w_ * d_)];
+    const float* col = &col_emb_[static_cast<size_t>(slot % grid_w_ * d_)];
+    float* x = &x_[static_cast<size_t>(r * d_)];
+    for (int64_t i = 0; i < d_; ++i) x[i] = emb[i] + row[i] + col[i];
+  }
+  return run(text_len_ + slot, 1);
+}
+
+// Stores position `position` (chunk entry c) of every row in layer `layer`'s cache, then computes
+// its attention output. Positions go in order, so a ring entry is overwritten only after every
+// query that can see it has run.
+void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t c) {
+  const MaskType mask = layers_[layer].mask;
+  const size_t m = static_cast<size_t>(mask);
+  const int64_t d = d_, hd = d_ / heads_, cap = capacity_[m];
+  const int64_t stored = storage_of(mask, position);
+  float* keys = keys_[layer].data();
+  float* values = values_[layer].data();
+  for (int64_t r = 0; r < rows_; ++r) {
+    const float* qkv = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d)];
+    std::memcpy(keys + (r * cap + stored) * d, qkv + d, sizeof(float) * d);
+    std::memcpy(values + (r * cap + stored) * d, qkv + 2 * d, sizeof(float) * d);
+  }
+  const bool image = position >= text_len_;
+  const int64_t text_keys = image ? text_len_ : position + 1;
+  static const std::vector<int32_t> none;
+  const std::vector<int32_t>& image_keys = image ? image_keys_[m][static_cast<size_t>(position - text_len_)] : none;
+  const int64_t n_keys = text_keys + static_cast<int64_t>(image_keys.size());
+  const int64_t stride = static_cast<int64_t>(scores_.size()) / (rows_ * heads_);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd));
+  at::parallel_for(0, rows_ * heads_, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t rh = begin; rh < end; ++rh) {
+      const int64_t r = rh / heads_, h = rh % heads_;
+      const float* q = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)];
+      const float* k0 = keys + r * cap * d + h * hd;
+      const float* v0 = values + r * cap * d + h * hd;
+      float* s = &scores_[static_cast<size_t>(rh * stride)];
+      auto key_index = [&](int64_t j) { return j < text_keys ? j : int64_t(image_keys[static_cast<size_t>(j - text_keys)]); };
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < n_keys; ++j) {
+        s[j] = vec_dot(q, k0 + key_index(j) * d, hd) * scale;
+        max = std::max(max, s[j]);
+      }
+      const float inv = 1.0f / vec_exp_shifted(s, max, n_keys);
+      float* out = &att_[static_cast<size_t>((r * chunk + c) * d + h * hd)];
+      std::fill(out, out + hd, 0.0f);
+      for (int64_t j = 0; j < n_keys; ++j) vec_axpy(s[j] * inv, v0 + key_index(j) * d, out, hd);
+    }
+  });
+}
+
+torch::Tensor PriorDecoder::run(int64_t first, int64_t chunk) {
+  const int64_t m = rows_ * chunk, d = d_;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    for (int64_t i = 0; i < m; ++i)
+      vec_layer_norm(&x_[i * d], layer.ln1.weight.data(), layer.ln1.bias.data(), layer.ln1.eps, d, &h_[i * d]);
+    layer.qkv.apply(h_.data(), m, qkv_.data());
+    for (int64_t c = 0; c < chunk; ++c) attend(l, first + c, chunk, c);
+    layer.attn_proj.apply(att_.data(), m, branch_.data());
+    vec_add(branch_.data(), x_.data(), m * d);
+    for (int64_t i = 0; i < m; ++i)
+      vec_layer_norm(&x_[i * d], layer.ln2.weight.data(), layer.ln2.bias.data(), layer.ln2.eps, d, &h_[i * d]);
+    layer.fc.apply(h_.data(), m, mlp_.data());
+    vec_gelu(mlp_.data(), 4 * m * d);
+    layer.mlp_proj.apply(mlp_.data(), m, branch_.data());
+    vec_add(branch_.data(), x_.data(), m * d);
+  }
+  for (int64_t r = 0; r < rows_; ++r)
+    vec_layer_norm(&x_[(r * chunk + chunk - 1) * d], ln_f_.weight.data(), ln_f_.bias.data(), ln_f_.eps, d, &last_[r * d]);
+  image_head_.apply(last_.data(), rows_, logits_.data());
+  length_ = first + chunk;
+  return torch::from_blob(logits_.data(), {rows_, int64_t(image_vocab_)}, torch::kFloat32);
+}
+
+}  // namespace dalle

@@ -1,0 +1,97 @@
+// Token-by-token decoding of the prior for sampling (issue 24). Two implementations of one
+// interface: `ReferenceDecoder` runs the libtorch module with its windowed KV cache (the path
+// the module's own tests pin down), `PriorDecoder` is the fast path: the same function in plain
+// loops over packed weights (fp32, bf16 or int8, packed_linear.h) and preallocated buffers, so a
+// step costs reading the weights once, not hundreds of tensor operations' overhead.
+#pragma once
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dalle/prior/kv_cache.h"
+#include "dalle/prior/packed_linear.h"
+#include "dalle/prior/transformer.h"
+
+namespace dalle {
+
+class ImageTokenDecoder {
+ public:
+  virtual ~ImageTokenDecoder() = default;
+  // Starts rows = text.size(0) sequences: text [rows, T] int64, then start-of-image and the
+  // given first image tokens `init` [rows, P] (undefined: P = 0). Returns the image logits for
+  // token P, [rows, image_vocab] fp32.
+  virtual torch::Tensor start(const torch::Tensor& text, const torch::Tensor& init) = 0;
+  // Feeds image token `index` [rows] int64; returns the logits for token index + 1. The result
+  // may be a view of internal memory, valid until the next call.
+  virtual torch::Tensor step(const torch::Tensor& tokens, int64_t index) = 0;
+  virtual int64_t image_tokens() const = 0;
+};
+
+// Prior::prefill / Prior::step with a KvCache.
+class ReferenceDecoder : public ImageTokenDecoder {
+ public:
+  explicit ReferenceDecoder(Prior prior) : prior_(std::move(prior)) {}
+  torch::Tensor start(const torch::Tensor& text, const torch::Tensor& init) override;
+  torch::Tensor step(const torch::Tensor& tokens, int64_t index) override;
+  int64_t image_tokens() const override { return prior_->image_tokens(); }
+
+ private:
+  Prior prior_;
+  KvCache cache_;
+};
+
+// Quantized linear weights by parameter name ("blocks.0.attn.qkv.weight"), as a quantized bundle
+// stores them; layers not listed are quantized from the module's weights.
+using Int8Weights = std::map<std::string, Int8Weight>;
+
+// The prior's linear layers whose weights `format` applies to: every resblock's qkv, proj, fc
+// and proj. Embeddings, LayerNorms and the two heads stay fp32.
+std::vector<std::string> prior_quantizable_weights(const Prior& prior);
+
+class PriorDecoder : public ImageTokenDecoder {
+ public:
+  PriorDecoder(const Prior& prior, WeightFormat format, const Int8Weights& int8 = {});
+  torch::Tensor start(const torch::Tensor& text, const torch::Tensor& init) override;
+  torch::Tensor step(const torch::Tensor& tokens, int64_t index) override;
+  int64_t image_tokens() const override { return int64_t(grid_h_) * grid_w_; }
+
+  WeightFormat format() const { return format_; }
+  // Bytes of weights one decoding step reads (every layer and the image head).
+  int64_t step_weight_bytes() const;
+
+ private:
+  struct Norm {
+    std::vector<float> weight, bias;
+    float eps = 1e-5f;
+  };
+  struct Layer {
+    Norm ln1, ln2;
+    PackedLinear qkv, attn_proj, fc, mlp_proj;
+    MaskType mask;
+  };
+  void reserve(int64_t rows, int64_t chunk);
+  // Runs positions [first, first + chunk) of every row, whose embeddings are in x_; leaves the
+  // final LayerNorm of the last position of each row in h_ and the logits in logits_.
+  torch::Tensor run(int64_t first, int64_t chunk);
+  void attend(size_t layer, int64_t position, int64_t chunk, int64_t c);
+  int64_t storage_of(MaskType mask, int64_t position) const;
+
+  WeightFormat format_;
+  int text_len_, grid_h_, grid_w_, d_, heads_, image_vocab_;
+  std::vector<float> text_emb_, image_emb_, text_pos_, row_emb_, col_emb_;
+  std::vector<Layer> layers_;
+  Norm ln_f_;
+  PackedLinear image_head_;
+  // Per mask type: the ring size (image slots kept) and, per image slot, the cache indices of
+  // the image keys it attends (the text keys, [0, T), are implied).
+  int64_t capacity_[3] = {0, 0, 0};
+  std::vector<std::vector<int32_t>> image_keys_[3];
+
+  int64_t rows_ = 0, length_ = 0;
+  std::vector<std::vector<float>> keys_, values_;  // per layer: [rows, capacity, d]
+  std::vector<float> x_, h_, qkv_, att_, mlp_, branch_, scores_, last_, logits_;
+};
+
+}  // namespace dalle

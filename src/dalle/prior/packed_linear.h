@@ -1,0 +1,56 @@
+// A linear layer's weights packed for CPU inference (issue 24): fp32, bf16 (weights rounded to
+// bfloat16, fp32 activations and accumulation) or int8 (symmetric per-output-channel weight-only
+// quantization: w = q * scale[o], fp32 activations). One kernel reads each weight row once per
+// call for up to four activation rows at a time, so decoding a token is bound by reading the
+// weights, and a quarter of the bytes (int8) is close to a quarter of the time.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dalle {
+
+enum class WeightFormat { fp32, bf16, int8 };
+
+std::string weight_format_name(WeightFormat format);
+// "fp32", "bf16" or "int8"; throws Error naming the accepted values otherwise.
+WeightFormat parse_weight_format(const std::string& name);
+
+// Symmetric per-output-channel int8: scale[o] = max|w[o, :]| / 127 (1 for an all-zero row),
+// q = round(w / scale) in [-127, 127]. weight [out, in] fp32.
+struct Int8Weight {
+  torch::Tensor q;      // [out, in] int8
+  torch::Tensor scale;  // [out] fp32
+};
+Int8Weight quantize_int8(const torch::Tensor& weight);
+torch::Tensor dequantize_int8(const Int8Weight& w);  // [out, in] fp32
+
+class PackedLinear {
+ public:
+  PackedLinear() = default;
+  // weight [out, in], bias [out] (may be undefined). int8 quantizes here unless `int8` is given
+  // (the exact values a quantized bundle stores).
+  PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, WeightFormat format,
+               const Int8Weight* int8 = nullptr);
+
+  // y[r, :] = W x[r, :] + b for r < rows; x [rows, in], y [rows, out], row-major fp32.
+  void apply(const float* x, int64_t rows, float* y) const;
+
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+  WeightFormat format() const { return format_; }
+  int64_t weight_bytes() const;
+
+ private:
+  int64_t in_ = 0, out_ = 0;
+  WeightFormat format_ = WeightFormat::fp32;
+  std::vector<float> w32_;
+  std::vector<uint16_t> w16_;  // bf16 bit patterns
+  std::vector<int8_t> w8_;
+  std::vector<float> scale_;   // int8 only
+  std::vector<float> bias_;    // zeros when the layer has none
+};
+
+}  // namespace dalle

@@ -1,0 +1,126 @@
+#include "dalle/prior/vector_math.h"
+
+#include <cmath>
+
+#include "dalle/util/simd.h"
+
+namespace dalle {
+
+using namespace simd;
+
+namespace {
+
+// exp by range reduction: x = n ln2 + f with |f| <= ln2 / 2, exp(f) by its Taylor series to f^7
+// (relative error under 2e-7 there), 2^n by building the float's exponent bits.
+DALLE_SIMD_INLINE vf exp_lanes(vf x) {
+  x = x < -87.0f ? splat(-87.0f) : x;
+  x = x > 88.0f ? splat(88.0f) : x;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const vf n = (x * 1.44269504f + magic) - magic;
+  const vf f = x - n * 0.693145752f - n * 1.42860677e-6f;
+  vf p = splat(1.0f / 5040);
+  p = p * f + 1.0f / 720;
+  p = p * f + 1.0f / 120;
+  p = p * f + 1.0f / 24;
+  p = p * f + 1.0f / 6;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const vi32 bits = (__builtin_convertvector(n, vi32) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
+DALLE_SIMD_INLINE vf erf_lanes(vf x) {
+  const vf a = x < 0.0f ? -x : x;
+  const vf t = 1.0f / (1.0f + 0.3275911f * a);
+  vf p = splat(1.061405429f);
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const vf y = 1.0f - p * t * exp_lanes(-a * a);
+  return x < 0.0f ? -y : y;
+}
+
+struct Gelu {
+  DALLE_SIMD_INLINE vf operator()(vf x) const { return 0.5f * x * (1.0f + erf_lanes(x * 0.70710678f)); }
+};
+struct ExpShifted {
+  float max;
+  DALLE_SIMD_INLINE vf operator()(vf x) const { return exp_lanes(x - max); }
+};
+
+// Applies f to n floats in place, the tail through a zero-padded register.
+template <class F>
+DALLE_SIMD_INLINE void map_in_place(float* x, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(x + i, f(load(x + i)));
+  if (i < n) {
+    float tail[kLanes] = {};
+    std::memcpy(tail, x + i, sizeof(float) * (n - i));
+    store(tail, f(load(tail)));
+    std::memcpy(x + i, tail, sizeof(float) * (n - i));
+  }
+}
+
+}  // namespace
+
+DALLE_SIMD_CLONES float vec_dot(const float* a, const float* b, int64_t n) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
+  float s = lane_sum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+DALLE_SIMD_CLONES void vec_axpy(float a, const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + a * load(x + i));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+DALLE_SIMD_CLONES void vec_add(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + load(x + i));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+DALLE_SIMD_CLONES void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n,
+                                      float* y) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
+  float sum = lane_sum(acc);
+  for (; i < n; ++i) sum += x[i];
+  const float mean = sum / n;
+  vf acc2 = {};
+  i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const vf c = load(x + i) - mean;
+    acc2 += c * c;
+  }
+  float var = lane_sum(acc2);
+  for (; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / std::sqrt(var / n + eps);
+  i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(y + i, (load(x + i) - mean) * inv * load(weight + i) + load(bias + i));
+  for (; i < n; ++i) y[i] = (x[i] - mean) * inv * weight[i] + bias[i];
+}
+
+DALLE_SIMD_CLONES void vec_gelu(float* x, int64_t n) { map_in_place(x, n, Gelu{}); }
+
+DALLE_SIMD_CLONES float vec_exp_shifted(float* x, float max, int64_t n) {
+  map_in_place(x, n, ExpShifted{max});
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
+  float s = lane_sum(acc);
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+}  // namespace dalle

@@ -1,0 +1,149 @@
+// The fast decoder (prior/decoder.h) against the libtorch module it packs: the same logits in
+// fp32, bounded differences and the same greedy tokens in bf16 and int8, and the kernels it is
+// built from against their libtorch counterparts.
+#include <gtest/gtest.h>
+
+#include "dalle/util/torch_api.h"
+
+#include "dalle/prior/decoder.h"
+#include "dalle/prior/packed_linear.h"
+#include "dalle/prior/vector_math.h"
+#include "dalle/sample/sampler.h"
+#include "dalle/train/checkpoint.h"
+#include "dalle/util/error.h"
+#include "test_util.h"
+
+using namespace dalle;
+
+namespace {
+
+// A prior with every mask type (5 layers: row, column, row, row, conv) on a 3 x 4 grid, with
+// weights large enough that attention is not uniform.
+Prior test_prior(int d_model = 32) {
+  torch::manual_seed(11);
+  PriorConfig c = test::toy_prior(5);
+  c.d_model = d_model;
+  Prior prior(c, 3, 4, 10);
+  prior->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& p : prior->parameters()) p.add_(torch::randn_like(p) * 0.1);
+  return prior;
+}
+
+// Logits of every step for fixed tokens, from any decoder: [steps, rows, vocab].
+torch::Tensor all_logits(ImageTokenDecoder& decoder, const torch::Tensor& text, const torch::Tensor& tokens,
+                         const torch::Tensor& init = {}) {
+  std::vector<torch::Tensor> out{decoder.start(text, init).clone()};
+  const int64_t given = init.defined() ? init.size(1) : 0;
+  for (int64_t i = given; i + 1 < decoder.image_tokens(); ++i)
+    out.push_back(decoder.step(tokens.select(1, i).contiguous(), i).clone());
+  return torch::stack(out);
+}
+
+}  // namespace
+
+TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
+  torch::manual_seed(1);
+  // Odd sizes: a vector tail (in % 16 != 0) and a partial output block (out % 4 != 0).
+  for (int64_t in : {7, 48, 70}) {
+    const torch::Tensor w = torch::randn({13, in}), b = torch::randn({13});
+    for (int64_t rows : {1, 3, 4, 9}) {
+      const torch::Tensor x = torch::randn({rows, in});
+      const torch::Tensor want = torch::nn::functional::linear(x, w, b);
+      torch::Tensor got = torch::empty({rows, 13});
+      for (WeightFormat f : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8}) {
+        PackedLinear(w, b, f).apply(x.data_ptr<float>(), rows, got.data_ptr<float>());
+        // The exact product with the format's rounded weights, against the kernel.
+        torch::Tensor wf = f == WeightFormat::fp32   ? w
+                           : f == WeightFormat::bf16 ? w.to(torch::kBFloat16).to(torch::kFloat32)
+                                                     : dequantize_int8(quantize_int8(w));
+        EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(x, wf, b), 1e-4, 1e-4))
+            << weight_format_name(f) << " in " << in << " rows " << rows;
+        const double err = (got - want).abs().max().item<double>();
+        EXPECT_LT(err, f == WeightFormat::fp32 ? 1e-4 : f == WeightFormat::bf16 ? 0.1 : 0.25) << weight_format_name(f);
+      }
+    }
+  }
+}
+
+TEST(PackedLinear, Int8RoundTripIsWithinHalfAStepPerChannel) {
+  torch::manual_seed(2);
+  torch::Tensor w = torch::randn({6, 40}) * torch::tensor({0.01, 0.1, 1.0, 10.0, 100.0, 0.0}).unsqueeze(1);
+  const Int8Weight q = quantize_int8(w);
+  ASSERT_EQ(q.q.scalar_type(), torch::kInt8);
+  EXPECT_LE(q.q.abs().max().item<int>(), 127);
+  // Each channel's largest weight maps to +-127, and every weight is within half a step.
+  const torch::Tensor err = (dequantize_int8(q) - w).abs();
+  for (int64_t o = 0; o < 5; ++o) {
+    EXPECT_EQ(q.q[o].abs().max().item<int>(), 127);
+    EXPECT_LE(err[o].max().item<double>(), 0.5 * q.scale[o].item<double>() * 1.0001);
+  }
+  EXPECT_EQ(q.scale[5].item<float>(), 1.0f);  // an all-zero channel stays exactly zero
+  EXPECT_EQ(err[5].max().item<double>(), 0.0);
+}
+
+TEST(VectorMath, GeluExpAndLayerNormMatchLibtorch) {
+  const torch::Tensor x = torch::linspace(-12, 12, 1001);
+  torch::Tensor g = x.clone();
+  vec_gelu(g.data_ptr<float>(), g.numel());
+  EXPECT_LT((g - torch::gelu(x)).abs().max().item<double>(), 1e-6);
+  torch::Tensor e = x.clone();
+  const float sum = vec_exp_shifted(e.data_ptr<float>(), 12.0f, e.numel());
+  const torch::Tensor want = torch::exp(x.to(torch::kFloat64) - 12.0);
+  EXPECT_LT(((e.to(torch::kFloat64) - want).abs() / want).max().item<double>(), 3e-6);  // x - 12 rounds in fp32 first
+  EXPECT_NEAR(sum, want.sum().item<double>(), 1e-5 * sum);
+  const torch::Tensor row = torch::randn({37}) * 3 + 1, w = torch::randn({37}), b = torch::randn({37});
+  torch::Tensor y = torch::empty({37});
+  vec_layer_norm(row.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), 1e-5f, 37, y.data_ptr<float>());
+  EXPECT_TRUE(torch::allclose(y, torch::layer_norm(row, {37}, w, b, 1e-5), 1e-5, 1e-5));
+}
+
+TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {
+  Prior prior = test_prior();
+  torch::InferenceMode guard;
+  const torch::Tensor text = torch::randint(0, 26, {3, 6}, torch::kLong);
+  const torch::Tensor tokens = torch::randint(0, 10, {3, 12}, torch::kLong);
+  ReferenceDecoder reference(prior);
+  PriorDecoder fast(prior, WeightFormat::fp32);
+  const torch::Tensor want = all_logits(reference, text, tokens);
+  EXPECT_LT((all_logits(fast, text, tokens) - want).abs().max().item<double>(), 2e-4);
+  // Image-prompted: the first 5 tokens given, prefilled in one chunk.
+  const torch::Tensor init = tokens.narrow(1, 0, 5).contiguous();
+  EXPECT_LT((all_logits(fast, text, tokens, init) - all_logits(reference, text, tokens, init)).abs().max().item<double>(),
+            2e-4);
+  // A decoder is reusable with another batch size.
+  EXPECT_LT((all_logits(fast, text.narrow(0, 0, 1), tokens.narrow(0, 0, 1)) - want.narrow(1, 0, 1)).abs().max().item<double>(),
+            2e-4);
+}
+
+TEST(PriorDecoder, LowPrecisionWeightsKeepTheGreedyTokens) {
+  Prior prior = test_prior(64);
+  torch::InferenceMode guard;
+  const torch::Tensor text = torch::randint(0, 26, {8, 6}, torch::kLong);
+  SamplerSettings greedy;
+  greedy.top_k = 1;
+  PriorDecoder fp32(prior, WeightFormat::fp32);
+  torch::Generator g = step_generator(1, 0, 0);
+  const torch::Tensor want = sample_image_tokens(fp32, text, greedy, g);
+  const torch::Tensor want_logits = all_logits(fp32, text, want);
+  for (WeightFormat f : {WeightFormat::bf16, WeightFormat::int8}) {
+    PriorDecoder low(prior, f);
+    EXPECT_LT(low.step_weight_bytes(), fp32.step_weight_bytes());
+    // Teacher-forced on the fp32 tokens: logits close, and the same argmax nearly everywhere.
+    const torch::Tensor logits = all_logits(low, text, want);
+    EXPECT_LT((logits - want_logits).abs().max().item<double>(), 0.05) << weight_format_name(f);
+    const double agree = logits.argmax(-1).eq(want_logits.argmax(-1)).to(torch::kFloat64).mean().item<double>();
+    EXPECT_GE(agree, 0.9) << weight_format_name(f);  // random weights: near-ties are common
+  }
+}
+
+TEST(PriorDecoder, RejectsOutOfOrderStepsAndBadTokens) {
+  Prior prior = test_prior();
+  torch::InferenceMode guard;
+  PriorDecoder fast(prior, WeightFormat::int8);
+  const torch::Tensor text = torch::randint(0, 26, {2, 6}, torch::kLong);
+  fast.start(text, {});
+  EXPECT_THROW(fast.step(torch::zeros({2}, torch::kLong), 3), Error);
+  EXPECT_THROW(fast.step(torch::full({2}, 10, torch::kLong), 0), Error);
+  EXPECT_THROW(fast.start(torch::zeros({2, 5}, torch::kLong), {}), Error);
+}
