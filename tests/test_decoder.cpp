@@ -82,20 +82,30 @@ TEST(PackedLinear, Int8RoundTripIsWithinHalfAStepPerChannel) {
   EXPECT_EQ(err[5].max().item<double>(), 0.0);
 }
 
-TEST(VectorMath, GeluExpAndLayerNormMatchLibtorch) {
+TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
   const torch::Tensor x = torch::linspace(-12, 12, 1001);
   torch::Tensor g = x.clone();
   vec_gelu(g.data_ptr<float>(), g.numel());
   EXPECT_LT((g - torch::gelu(x)).abs().max().item<double>(), 1e-6);
-  torch::Tensor e = x.clone();
-  const float sum = vec_exp_shifted(e.data_ptr<float>(), 12.0f, e.numel());
-  const torch::Tensor want = torch::exp(x.to(torch::kFloat64) - 12.0);
-  EXPECT_LT(((e.to(torch::kFloat64) - want).abs() / want).max().item<double>(), 3e-6);  // x - 12 rounds in fp32 first
-  EXPECT_NEAR(sum, want.sum().item<double>(), 1e-5 * sum);
   const torch::Tensor row = torch::randn({37}) * 3 + 1, w = torch::randn({37}), b = torch::randn({37});
   torch::Tensor y = torch::empty({37});
   vec_layer_norm(row.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), 1e-5f, 37, y.data_ptr<float>());
   EXPECT_TRUE(torch::allclose(y, torch::layer_norm(row, {37}, w, b, 1e-5), 1e-5, 1e-5));
+  // One head over 5 text rows and 3 listed rows of a [12, stride 80] cache; head sizes with and
+  // without a vector tail, and wider than one 64-dimension chunk.
+  for (int64_t hd : {8, 32, 80}) {
+    torch::manual_seed(hd);
+    const torch::Tensor k = torch::randn({12, 80}) * 2, v = torch::randn({12, 80}), q = torch::randn({hd});
+    const std::vector<int32_t> list = {9, 6, 11};
+    const torch::Tensor rows = torch::tensor({0, 1, 2, 3, 4, 9, 6, 11}, torch::kLong);
+    const torch::Tensor kh = k.index_select(0, rows).narrow(1, 0, hd), vh = v.index_select(0, rows).narrow(1, 0, hd);
+    const float scale = 0.3f;
+    const torch::Tensor want = torch::softmax(kh.matmul(q) * scale, 0).matmul(vh);
+    torch::Tensor got = torch::empty({hd}), scores = torch::empty({8});
+    vec_attend(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), 80, hd, 5, list.data(), 3, scale,
+               scores.data_ptr<float>(), got.data_ptr<float>());
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd;
+  }
 }
 
 TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {

@@ -216,16 +216,8 @@ void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t
       const float* k0 = keys + r * cap * d + h * hd;
       const float* v0 = values + r * cap * d + h * hd;
       float* s = &scores_[static_cast<size_t>(rh * stride)];
-      auto key_index = [&](int64_t j) { return j < text_keys ? j : int64_t(image_keys[static_cast<size_t>(j - text_keys)]); };
-      float max = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n_keys; ++j) {
-        s[j] = vec_dot(q, k0 + key_index(j) * d, hd) * scale;
-        max = std::max(max, s[j]);
-      }
-      const float inv = 1.0f / vec_exp_shifted(s, max, n_keys);
-      float* out = &att_[static_cast<size_t>((r * chunk + c) * d + h * hd)];
-      std::fill(out, out + hd, 0.0f);
-      for (int64_t j = 0; j < n_keys; ++j) vec_axpy(s[j] * inv, v0 + key_index(j) * d, out, hd);
+      vec_attend(q, k0, v0, d, hd, text_keys, image_keys.data(), static_cast<int64_t>(image_keys.size()), scale, s,
+                 &att_[static_cast<size_t>((r * chunk + c) * d + h * hd)]);
     }
   });
 }

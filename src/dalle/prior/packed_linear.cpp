@@ -5,6 +5,9 @@
 #include <ATen/Parallel.h>
 
 #include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "dalle/util/error.h"
 #include "dalle/util/simd.h"
@@ -44,8 +47,14 @@ torch::Tensor dequantize_int8(const Int8Weight& w) {
 namespace {
 
 using namespace simd;
-constexpr int kOutBlock = 4;  // output channels per register block
-constexpr int kRowBlock = 4;  // activation rows per register block
+// Weights are stored in panels of kPanel output channels, input-major within a panel: for each
+// input i, the kPanel weights W[o0 .. o0 + kPanel, i] are contiguous. A register block is R
+// activation rows x kPanel outputs: each input broadcasts one activation per row and multiplies
+// kGroups weight vectors, so there are no horizontal sums and every weight is read once per
+// row block.
+constexpr int kGroups = 4;
+constexpr int kPanel = kGroups * kLanes;
+constexpr int kRowBlock = 4;
 
 DALLE_SIMD_INLINE vf load_lanes(const float* p) { return load(p); }
 DALLE_SIMD_INLINE vf load_lanes(const uint16_t* p) {  // bf16 -> fp32 is a 16-bit shift
@@ -56,96 +65,135 @@ DALLE_SIMD_INLINE vf load_lanes(const uint16_t* p) {  // bf16 -> fp32 is a 16-bi
   std::memcpy(&v, &bits, sizeof v);
   return v;
 }
-DALLE_SIMD_INLINE vf load_lanes(const int8_t* p) {
+// int8 weights, tagged with the instruction set that widens them: GCC 12 turns a vector
+// int8 -> int32 conversion into one insert per lane, so the x86 paths use the sign-extending
+// loads directly. Those loads have a wider target than the kernel templates, so they are not
+// always_inline; the kernels' entry points are `flatten`, which inlines them there.
+template <int kIsa>
+struct Q8 {
+  int8_t q;
+};
+enum { kIsaBase = 0, kIsaAvx2 = 2, kIsaAvx512 = 5 };
+DALLE_SIMD_INLINE vf load_lanes(const Q8<kIsaBase>* p) {
   vi8 q;
   std::memcpy(&q, p, sizeof q);
-  return __builtin_convertvector(q, vf);
+  return __builtin_convertvector(__builtin_convertvector(q, vi32), vf);
 }
-DALLE_SIMD_INLINE float to_float(float w) { return w; }
-DALLE_SIMD_INLINE float to_float(uint16_t h) {
-  const uint32_t bits = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("avx512f"))) inline vf load_lanes(const Q8<kIsaAvx512>* p) {
+  return (vf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
-DALLE_SIMD_INLINE float to_float(int8_t q) { return float(q); }
+__attribute__((target("avx2,fma"))) inline vf load_lanes(const Q8<kIsaAvx2>* p) {
+  const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))));
+  vf v;
+  std::memcpy(&v, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof lo, &hi, sizeof hi);
+  return v;
+}
+#endif
 
-// R rows x kOutBlock outputs: dot products of full length `in`, written to dot[r][o].
+// acc[r][g] = sum_i x[r, i] * panel[i, g*kLanes .. (g+1)*kLanes) for R rows.
 template <class W, int R>
-DALLE_SIMD_INLINE void dot_block(const W* w, int64_t in, const float* x, float dot[kRowBlock][kOutBlock]) {
-  vf acc[R][kOutBlock];
+DALLE_SIMD_INLINE void panel_block(const W* panel, int64_t in, const float* x, vf acc[kRowBlock][kGroups]) {
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int o = 0; o < kOutBlock; ++o) acc[r][o] = vf{};
-  const int64_t vec_end = in - in % kLanes;
-  for (int64_t i = 0; i < vec_end; i += kLanes) {
-    vf wv[kOutBlock];
+    for (int g = 0; g < kGroups; ++g) acc[r][g] = vf{};
+  for (int64_t i = 0; i < in; ++i) {
+    vf wv[kGroups];
 #pragma GCC unroll 4
-    for (int o = 0; o < kOutBlock; ++o) wv[o] = load_lanes(w + o * in + i);
+    for (int g = 0; g < kGroups; ++g) wv[g] = load_lanes(panel + i * kPanel + g * kLanes);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const vf xv = load_lanes(x + r * in + i);
+      const vf xr = splat(x[r * in + i]);
 #pragma GCC unroll 4
-      for (int o = 0; o < kOutBlock; ++o) acc[r][o] += wv[o] * xv;
+      for (int g = 0; g < kGroups; ++g) acc[r][g] += wv[g] * xr;
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int o = 0; o < kOutBlock; ++o) {
-      float s = lane_sum(acc[r][o]);
-      for (int64_t i = vec_end; i < in; ++i) s += to_float(w[o * in + i]) * x[r * in + i];
-      dot[r][o] = s;
-    }
 }
 
-// Output channels [o_begin, o_end) (multiples of kOutBlock, except possibly o_end == out) for
-// every row. Weight rows stay in cache while all row blocks use them.
+// Panels [p_begin, p_end) for every row: y = acc * scale + bias (scale and bias padded to whole
+// panels). The panel stays in cache while all row blocks use it.
 template <class W>
 DALLE_SIMD_INLINE void linear_range(const W* w, const float* scale, const float* bias, const float* x, int64_t rows,
-                               int64_t in, int64_t out, float* y, int64_t o_begin, int64_t o_end) {
-  float dot[kRowBlock][kOutBlock];
-  for (int64_t o0 = o_begin; o0 < o_end; o0 += kOutBlock) {
-    const int64_t no = std::min<int64_t>(kOutBlock, o_end - o0);
-    if (no < kOutBlock) {  // the last partial block: plain dot products
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = o0; o < o_end; ++o) {
-          float s = 0;
-          for (int64_t i = 0; i < in; ++i) s += to_float(w[o * in + i]) * x[r * in + i];
-          y[r * out + o] = s * (scale ? scale[o] : 1.0f) + bias[o];
-        }
-      continue;
-    }
-    const W* wb = w + o0 * in;
+                                    int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
+  vf acc[kRowBlock][kGroups];
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    const W* panel = w + p * in * kPanel;
+    const int64_t o0 = p * kPanel, valid = std::min<int64_t>(kPanel, out - o0);
     for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
       const int64_t nr = std::min<int64_t>(kRowBlock, rows - r0);
       const float* xb = x + r0 * in;
       switch (nr) {
-        case 4: dot_block<W, 4>(wb, in, xb, dot); break;
-        case 3: dot_block<W, 3>(wb, in, xb, dot); break;
-        case 2: dot_block<W, 2>(wb, in, xb, dot); break;
-        default: dot_block<W, 1>(wb, in, xb, dot); break;
+        case 4: panel_block<W, 4>(panel, in, xb, acc); break;
+        case 3: panel_block<W, 3>(panel, in, xb, acc); break;
+        case 2: panel_block<W, 2>(panel, in, xb, acc); break;
+        default: panel_block<W, 1>(panel, in, xb, acc); break;
       }
       for (int64_t r = 0; r < nr; ++r)
-        for (int o = 0; o < kOutBlock; ++o)
-          y[(r0 + r) * out + o0 + o] = dot[r][o] * (scale ? scale[o0 + o] : 1.0f) + bias[o0 + o];
+        for (int g = 0; g < kGroups; ++g) {
+          const int64_t o = o0 + g * kLanes;
+          const vf v = acc[r][g] * load(scale + o) + load(bias + o);
+          float* dst = y + (r0 + r) * out + o;
+          if (valid == kPanel) {
+            store(dst, v);
+          } else if (g * kLanes < valid) {  // the last, partial panel
+            float lanes[kLanes];
+            store(lanes, v);
+            std::memcpy(dst, lanes, sizeof(float) * std::min<int64_t>(kLanes, valid - g * kLanes));
+          }
+        }
     }
   }
 }
 
-DALLE_SIMD_CLONES void linear_range_f32(const float* w, const float* bias, const float* x, int64_t rows, int64_t in,
-                                          int64_t out, float* y, int64_t o_begin, int64_t o_end) {
-  linear_range(w, nullptr, bias, x, rows, in, out, y, o_begin, o_end);
+DALLE_SIMD_CLONES void linear_range_f32(const float* w, const float* scale, const float* bias, const float* x,
+                                        int64_t rows, int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
+  linear_range(w, scale, bias, x, rows, in, out, y, p_begin, p_end);
 }
-DALLE_SIMD_CLONES void linear_range_bf16(const uint16_t* w, const float* bias, const float* x, int64_t rows,
-                                           int64_t in, int64_t out, float* y, int64_t o_begin, int64_t o_end) {
-  linear_range(w, nullptr, bias, x, rows, in, out, y, o_begin, o_end);
+DALLE_SIMD_CLONES void linear_range_bf16(const uint16_t* w, const float* scale, const float* bias, const float* x,
+                                         int64_t rows, int64_t in, int64_t out, float* y, int64_t p_begin,
+                                         int64_t p_end) {
+  linear_range(w, scale, bias, x, rows, in, out, y, p_begin, p_end);
 }
-DALLE_SIMD_CLONES void linear_range_int8(const int8_t* w, const float* scale, const float* bias, const float* x,
-                                           int64_t rows, int64_t in, int64_t out, float* y, int64_t o_begin,
-                                           int64_t o_end) {
-  linear_range(w, scale, bias, x, rows, in, out, y, o_begin, o_end);
+void linear_range_int8_base(const int8_t* w, const float* scale, const float* bias, const float* x, int64_t rows,
+                            int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaBase>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+}
+using Int8Kernel = void (*)(const int8_t*, const float*, const float*, const float*, int64_t, int64_t, int64_t, float*,
+                            int64_t, int64_t);
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("avx512f"), flatten)) void linear_range_int8_avx512(const int8_t* w, const float* scale,
+                                                                          const float* bias, const float* x,
+                                                                          int64_t rows, int64_t in, int64_t out,
+                                                                          float* y, int64_t p_begin, int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaAvx512>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+}
+__attribute__((target("avx2,fma"), flatten)) void linear_range_int8_avx2(const int8_t* w, const float* scale,
+                                                                         const float* bias, const float* x,
+                                                                         int64_t rows, int64_t in, int64_t out,
+                                                                         float* y, int64_t p_begin, int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaAvx2>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+}
+Int8Kernel pick_int8_kernel() {
+  if (__builtin_cpu_supports("avx512f")) return linear_range_int8_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return linear_range_int8_avx2;
+  return linear_range_int8_base;
+}
+#else
+Int8Kernel pick_int8_kernel() { return linear_range_int8_base; }
+#endif
+const Int8Kernel linear_range_int8 = pick_int8_kernel();
+
+// [out, in] row-major -> panels (zeros past `out`).
+template <class T>
+std::vector<T> to_panels(const T* w, int64_t out, int64_t in) {
+  const int64_t panels = (out + kPanel - 1) / kPanel;
+  std::vector<T> packed(static_cast<size_t>(panels * in * kPanel), T(0));
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) packed[static_cast<size_t>(((o / kPanel) * in + i) * kPanel + o % kPanel)] = w[o * in + i];
+  return packed;
 }
 
 }  // namespace
@@ -155,48 +203,52 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     : in_(weight.size(1)), out_(weight.size(0)), format_(format) {
   torch::NoGradGuard no_grad;
   const torch::Tensor w = weight.detach().to(torch::kFloat32).contiguous();
-  bias_.assign(static_cast<size_t>(out_), 0.0f);
+  const size_t padded = static_cast<size_t>((out_ + kPanel - 1) / kPanel * kPanel);
+  bias_.assign(padded, 0.0f);
+  scale_.assign(padded, 1.0f);
   if (bias.defined()) {
     const torch::Tensor b = bias.detach().to(torch::kFloat32).contiguous();
-    std::memcpy(bias_.data(), b.data_ptr<float>(), sizeof(float) * bias_.size());
+    std::memcpy(bias_.data(), b.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
   }
-  const size_t n = static_cast<size_t>(in_ * out_);
   switch (format) {
     case WeightFormat::fp32:
-      w32_.assign(w.data_ptr<float>(), w.data_ptr<float>() + n);
+      w32_ = to_panels(w.data_ptr<float>(), out_, in_);
       break;
     case WeightFormat::bf16: {
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
-      w16_.resize(n);
-      std::memcpy(w16_.data(), h.data_ptr(), 2 * n);
+      w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
       break;
     }
     case WeightFormat::int8: {
       const Int8Weight q = int8 ? *int8 : quantize_int8(w);
       TORCH_CHECK(q.q.sizes() == w.sizes() && q.scale.numel() == out_, "PackedLinear: int8 weight shape mismatch");
       const torch::Tensor qc = q.q.contiguous(), sc = q.scale.to(torch::kFloat32).contiguous();
-      w8_.assign(qc.data_ptr<int8_t>(), qc.data_ptr<int8_t>() + n);
-      scale_.assign(sc.data_ptr<float>(), sc.data_ptr<float>() + out_);
+      w8_ = to_panels(qc.data_ptr<int8_t>(), out_, in_);
+      std::memcpy(scale_.data(), sc.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
       break;
     }
   }
 }
 
 int64_t PackedLinear::weight_bytes() const {
-  return static_cast<int64_t>(w32_.size() * 4 + w16_.size() * 2 + w8_.size() + scale_.size() * 4);
+  const int64_t n = in_ * out_;
+  return format_ == WeightFormat::fp32 ? 4 * n : format_ == WeightFormat::bf16 ? 2 * n : n + 4 * out_;
 }
 
 void PackedLinear::apply(const float* x, int64_t rows, float* y) const {
-  const int64_t blocks = (out_ + kOutBlock - 1) / kOutBlock;
+  const int64_t panels = (out_ + kPanel - 1) / kPanel;
   // Enough multiply-adds per task that a thread hand-off (a few microseconds) stays small.
-  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, in_ * rows * kOutBlock));
-  at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-    const int64_t o0 = b0 * kOutBlock, o1 = std::min(out_, b1 * kOutBlock);
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, in_ * rows * kPanel));
+  at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
     switch (format_) {
-      case WeightFormat::fp32: linear_range_f32(w32_.data(), bias_.data(), x, rows, in_, out_, y, o0, o1); break;
-      case WeightFormat::bf16: linear_range_bf16(w16_.data(), bias_.data(), x, rows, in_, out_, y, o0, o1); break;
+      case WeightFormat::fp32:
+        linear_range_f32(w32_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
+        break;
+      case WeightFormat::bf16:
+        linear_range_bf16(w16_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
+        break;
       case WeightFormat::int8:
-        linear_range_int8(w8_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, o0, o1);
+        linear_range_int8(w8_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
         break;
     }
   });

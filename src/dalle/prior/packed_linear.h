@@ -1,7 +1,7 @@
 // A linear layer's weights packed for CPU inference (issue 24): fp32, bf16 (weights rounded to
 // bfloat16, fp32 activations and accumulation) or int8 (symmetric per-output-channel weight-only
-// quantization: w = q * scale[o], fp32 activations). One kernel reads each weight row once per
-// call for up to four activation rows at a time, so decoding a token is bound by reading the
+// quantization: w = q * scale[o], fp32 activations, fp32 accumulation). One kernel reads each
+// weight once per block of four activation rows, so decoding a token is bound by reading the
 // weights, and a quarter of the bytes (int8) is close to a quarter of the time.
 #pragma once
 #include <torch/types.h>
@@ -46,11 +46,12 @@ class PackedLinear {
  private:
   int64_t in_ = 0, out_ = 0;
   WeightFormat format_ = WeightFormat::fp32;
+  // One of these holds the weights, in panels of 64 output channels (packed_linear.cpp).
   std::vector<float> w32_;
   std::vector<uint16_t> w16_;  // bf16 bit patterns
   std::vector<int8_t> w8_;
-  std::vector<float> scale_;   // int8 only
-  std::vector<float> bias_;    // zeros when the layer has none
+  std::vector<float> scale_;  // per output channel (1 unless int8), padded to whole panels
+  std::vector<float> bias_;   // zeros when the layer has none, padded likewise
 };
 
 }  // namespace dalle

@@ -68,21 +68,6 @@ DALLE_SIMD_INLINE void map_in_place(float* x, int64_t n, F f) {
 
 }  // namespace
 
-DALLE_SIMD_CLONES float vec_dot(const float* a, const float* b, int64_t n) {
-  vf acc = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
-  float s = lane_sum(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-DALLE_SIMD_CLONES void vec_axpy(float a, const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + a * load(x + i));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
 DALLE_SIMD_CLONES void vec_add(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + load(x + i));
@@ -113,14 +98,56 @@ DALLE_SIMD_CLONES void vec_layer_norm(const float* x, const float* weight, const
 
 DALLE_SIMD_CLONES void vec_gelu(float* x, int64_t n) { map_in_place(x, n, Gelu{}); }
 
-DALLE_SIMD_CLONES float vec_exp_shifted(float* x, float max, int64_t n) {
-  map_in_place(x, n, ExpShifted{max});
+namespace {
+
+DALLE_SIMD_INLINE float dot_inline(const float* a, const float* b, int64_t n) {
   vf acc = {};
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
   float s = lane_sum(acc);
-  for (; i < n; ++i) s += x[i];
+  for (; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+}  // namespace
+
+DALLE_SIMD_CLONES void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
+                                  int64_t text, const int32_t* list, int64_t listed, float scale, float* scores,
+                                  float* out) {
+  const int64_t n = text + listed;
+  auto row = [&](int64_t j) { return j < text ? j : int64_t(list[j - text]); };
+  float max = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    scores[j] = dot_inline(q, k + row(j) * stride, hd) * scale;
+    max = scores[j] > max ? scores[j] : max;
+  }
+  map_in_place(scores, n, ExpShifted{max});
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += scores[j];
+  const float inv = 1.0f / sum;
+  // Output in registers, 64 dimensions at a time, every value row read once per chunk.
+  int64_t c0 = 0;
+  for (; c0 + 4 * kLanes <= hd; c0 += 4 * kLanes) {
+    vf acc[4] = {};
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vr = v + row(j) * stride + c0;
+      const vf p = splat(scores[j]);
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) acc[g] += p * load(vr + g * kLanes);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) store(out + c0 + g * kLanes, acc[g] * inv);
+  }
+  for (; c0 + kLanes <= hd; c0 += kLanes) {
+    vf acc = {};
+    for (int64_t j = 0; j < n; ++j) acc += splat(scores[j]) * load(v + row(j) * stride + c0);
+    store(out + c0, acc * inv);
+  }
+  for (; c0 < hd; ++c0) {
+    float acc = 0;
+    for (int64_t j = 0; j < n; ++j) acc += scores[j] * v[row(j) * stride + c0];
+    out[c0] = acc * inv;
+  }
 }
 
 }  // namespace dalle

@@ -30,10 +30,14 @@ DALLE_SIMD_INLINE vf load(const float* p) {
 }
 DALLE_SIMD_INLINE void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 DALLE_SIMD_INLINE vf splat(float a) { return vf{} + a; }
+// A tree of halvings: 4 vector adds instead of 15 dependent scalar ones.
 DALLE_SIMD_INLINE float lane_sum(vf v) {
-  float s = 0;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef float v4 __attribute__((vector_size(16)));
+  const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
 }  // namespace dalle::simd
