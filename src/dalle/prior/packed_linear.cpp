@@ -55,6 +55,10 @@ using namespace simd;
 constexpr int kGroups = 4;
 constexpr int kPanel = kGroups * kLanes;
 constexpr int kRowBlock = 4;
+// From this many rows on, bf16 layers use oneDNN's bf16 GEMM through libtorch (bench_generate,
+// batch 32). Not fp32: OpenBLAS's own thread pool fights libtorch's OpenMP threads there, and
+// the panel kernel measured faster in context.
+constexpr int64_t kGemmRows = 16;
 
 DALLE_SIMD_INLINE vf load_lanes(const float* p) { return load(p); }
 DALLE_SIMD_INLINE vf load_lanes(const uint16_t* p) {  // bf16 -> fp32 is a 16-bit shift
@@ -210,6 +214,7 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     const torch::Tensor b = bias.detach().to(torch::kFloat32).contiguous();
     std::memcpy(bias_.data(), b.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
   }
+  gemm_bias_ = torch::from_blob(bias_.data(), {out_}, torch::kFloat32).clone();
   switch (format) {
     case WeightFormat::fp32:
       w32_ = to_panels(w.data_ptr<float>(), out_, in_);
@@ -217,6 +222,7 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     case WeightFormat::bf16: {
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
       w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
+      gemm_weight_ = h;
       break;
     }
     case WeightFormat::int8: {
@@ -236,6 +242,13 @@ int64_t PackedLinear::weight_bytes() const {
 }
 
 void PackedLinear::apply(const float* x, int64_t rows, float* y) const {
+  if (rows >= kGemmRows && gemm_weight_.defined()) {
+    const torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {rows, in_}, torch::kFloat32);
+    torch::Tensor yt = torch::from_blob(y, {rows, out_}, torch::kFloat32);
+    yt.copy_(torch::nn::functional::linear(xt.to(gemm_weight_.scalar_type()), gemm_weight_));
+    yt.add_(gemm_bias_);
+    return;
+  }
   const int64_t panels = (out_ + kPanel - 1) / kPanel;
   // Enough multiply-adds per task that a thread hand-off (a few microseconds) stays small.
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, in_ * rows * kPanel));

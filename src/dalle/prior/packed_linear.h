@@ -2,7 +2,10 @@
 // bfloat16, fp32 activations and accumulation) or int8 (symmetric per-output-channel weight-only
 // quantization: w = q * scale[o], fp32 activations, fp32 accumulation). One kernel reads each
 // weight once per block of four activation rows, so decoding a token is bound by reading the
-// weights, and a quarter of the bytes (int8) is close to a quarter of the time.
+// weights, and a quarter of the bytes (int8) is close to a quarter of the time. Many rows at
+// once (a batch of 32 candidates, a prefill) are compute-bound instead; bf16 then runs oneDNN's
+// GEMM through libtorch (the CPU's bf16 dot products, activations rounded to bf16 as under
+// autocast).
 #pragma once
 #include <torch/types.h>
 
@@ -52,6 +55,9 @@ class PackedLinear {
   std::vector<int8_t> w8_;
   std::vector<float> scale_;  // per output channel (1 unless int8), padded to whole panels
   std::vector<float> bias_;   // zeros when the layer has none, padded likewise
+  // bf16 also keeps [out, in] row-major for oneDNN's bf16 GEMM, which beats the panel kernel
+  // from kGemmRows rows on (packed_linear.cpp).
+  torch::Tensor gemm_weight_, gemm_bias_;
 };
 
 }  // namespace dalle
