@@ -48,7 +48,7 @@ Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights) 
   b.prior = prior_create(b.config);
   const std::string prior_file = path_join(dir, kPriorWeightsFile);
   SafeTensors st = safetensors_load(prior_file);
-  const WeightFormat stored = prior_weights_format(st);
+  const WeightFormat stored = prior_weights_format(st, prior_file);
   const Int8Weights int8 = prior_weights_unpack(st, prior_file);
   module_load_weights(*b.prior, st, prior_file);
   b.prior->eval();

@@ -30,9 +30,14 @@ SafeTensors prior_weights_pack(const Prior& prior, WeightFormat format) {
   return st;
 }
 
-WeightFormat prior_weights_format(const SafeTensors& st) {
+WeightFormat prior_weights_format(const SafeTensors& st, const std::string& source) {
   auto it = st.metadata.find(kFormatKey);
-  return it == st.metadata.end() ? WeightFormat::fp32 : parse_weight_format(it->second);
+  if (it == st.metadata.end()) return WeightFormat::fp32;
+  try {
+    return parse_weight_format(it->second);
+  } catch (const Error& e) {
+    throw file_error(source, std::string("metadata 'weights': ") + e.what());
+  }
 }
 
 Int8Weights prior_weights_unpack(SafeTensors& st, const std::string& source) {

@@ -12,8 +12,9 @@ namespace dalle {
 
 SafeTensors prior_weights_pack(const Prior& prior, WeightFormat format);
 
-// The format a loaded prior file was written in (fp32 when its metadata does not say).
-WeightFormat prior_weights_format(const SafeTensors& st);
+// The format a loaded prior file was written in (fp32 when its metadata does not say); an
+// unknown name is an error naming `source`.
+WeightFormat prior_weights_format(const SafeTensors& st, const std::string& source);
 
 // Turns a loaded file into tensors the module loads: int8 weights are replaced by their fp32
 // values and returned by name, so the decoder packs the stored integers exactly. Errors name
