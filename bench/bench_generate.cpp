@@ -3,11 +3,13 @@
 // decode in fp32 and bf16, as seconds per image and ratios; the bandwidth a batch-1 step reaches
 // against this machine's copy bandwidth; and, for a trained bundle, how often bf16 and int8 pick
 // the same greedy token as fp32.
-// Usage (from the repository root): bench_generate [CONFIG_OR_BUNDLE] [threads=2] [tokens]
+// Usage (from the repository root): bench_generate [CONFIG_OR_BUNDLE] [threads=2] [tokens] [profile]
 //   A config (configs/bench-s.json, configs/bench-m.json) gets random weights: speed does not
 //   depend on them. A bundle folder (models/default) uses its trained weights. `tokens` times
 //   only the first image tokens of each image (default: all, at most 256) and scales to the
 //   whole image; later tokens cost the same or a little more (longer column windows).
+//   `profile` = fp32, bf16 or int8 runs only that format's batch-32 sampling, three times, for a
+//   profiler (perf record build/bin/bench_generate configs/bench-m.json 2 64 bf16).
 #include "dalle/util/torch_api.h"
 
 #include <chrono>
@@ -137,6 +139,14 @@ int main(int argc, char** argv) {
   const double bandwidth = copy_bandwidth();
   std::printf("  memcpy read bandwidth: %.1f GB/s\n", bandwidth / 1e9);
 
+  if (argc > 4) {
+    PriorDecoder decoder(bundle.prior, parse_weight_format(argv[4]));
+    for (int r = 0; r < 3; ++r) {
+      const Timing t = time_sampling(decoder, text1, 32, tokens, gen);
+      std::printf("  %s batch 32: %.4f s/image sampling\n", argv[4], t.seconds_per_image);
+    }
+    return 0;
+  }
   ReferenceDecoder reference(bundle.prior);
   std::unique_ptr<PriorDecoder> fast[3];
   const WeightFormat formats[3] = {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8};
