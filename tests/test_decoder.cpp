@@ -97,18 +97,22 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
   torch::Tensor y = torch::empty({37});
   vec_layer_norm(row.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), 1e-5f, 37, y.data_ptr<float>());
   EXPECT_TRUE(torch::allclose(y, torch::layer_norm(row, {37}, w, b, 1e-5), 1e-5, 1e-5));
-  // One head over 5 text rows and 3 listed rows of a [12, stride 80] cache; head sizes with and
-  // without a vector tail, and wider than one 64-dimension chunk.
-  for (int64_t hd : {8, 32, 80}) {
+  // Two heads over 5 text rows and 3 listed rows of a [12, stride 80] cache; head sizes with and
+  // without a vector tail.
+  for (int64_t hd : {8, 32, 40}) {
     torch::manual_seed(hd);
-    const torch::Tensor k = torch::randn({12, 80}) * 2, v = torch::randn({12, 80}), q = torch::randn({hd});
+    const torch::Tensor k = torch::randn({12, 80}) * 2, v = torch::randn({12, 80}), q = torch::randn({2 * hd});
     const std::vector<int32_t> list = {9, 6, 11};
     const torch::Tensor rows = torch::tensor({0, 1, 2, 3, 4, 9, 6, 11}, torch::kLong);
-    const torch::Tensor kh = k.index_select(0, rows).narrow(1, 0, hd), vh = v.index_select(0, rows).narrow(1, 0, hd);
     const float scale = 0.3f;
-    const torch::Tensor want = torch::softmax(kh.matmul(q) * scale, 0).matmul(vh);
-    torch::Tensor got = torch::empty({hd}), scores = torch::empty({8});
-    vec_attend(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), 80, hd, 5, list.data(), 3, scale,
+    std::vector<torch::Tensor> heads;
+    for (int64_t h = 0; h < 2; ++h) {
+      const torch::Tensor kh = k.index_select(0, rows).narrow(1, h * hd, hd), vh = v.index_select(0, rows).narrow(1, h * hd, hd);
+      heads.push_back(torch::softmax(kh.matmul(q.narrow(0, h * hd, hd)) * scale, 0).matmul(vh));
+    }
+    const torch::Tensor want = torch::cat(heads);
+    torch::Tensor got = torch::empty({2 * hd}), scores = torch::empty({16});
+    vec_attend(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), 80, hd, 2, 5, list.data(), 3, scale,
                scores.data_ptr<float>(), got.data_ptr<float>());
     EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd;
   }

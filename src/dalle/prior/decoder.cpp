@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "dalle/prior/vector_math.h"
@@ -206,38 +207,48 @@ void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t
   static const std::vector<int32_t> none;
   const std::vector<int32_t>& image_keys = image ? image_keys_[m][static_cast<size_t>(position - text_len_)] : none;
   const int64_t n_keys = text_keys + static_cast<int64_t>(image_keys.size());
-  const int64_t stride = static_cast<int64_t>(scores_.size()) / (rows_ * heads_);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd));
-  at::parallel_for(0, rows_ * heads_, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t rh = begin; rh < end; ++rh) {
-      const int64_t r = rh / heads_, h = rh % heads_;
-      const float* q = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)];
-      const float* k0 = keys + r * cap * d + h * hd;
-      const float* v0 = values + r * cap * d + h * hd;
-      float* s = &scores_[static_cast<size_t>(rh * stride)];
-      vec_attend(q, k0, v0, d, hd, text_keys, image_keys.data(), static_cast<int64_t>(image_keys.size()), scale, s,
-                 &att_[static_cast<size_t>((r * chunk + c) * d + h * hd)]);
+  // Work units: whole rows (every head, each key row read once) when there are rows enough for
+  // the threads, else single heads of the few rows.
+  const int64_t per_unit = rows_ >= at::get_num_threads() ? heads_ : 1;
+  const int64_t units_per_row = heads_ / per_unit;
+  const int64_t stride = static_cast<int64_t>(scores_.size()) / (rows_ * units_per_row);  // scratch per unit
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd * per_unit));
+  at::parallel_for(0, rows_ * units_per_row, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t r = u / units_per_row, h = (u % units_per_row) * per_unit;
+      const size_t at = static_cast<size_t>((r * chunk + c) * d + h * hd);
+      vec_attend(&qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)], keys + r * cap * d + h * hd,
+                 values + r * cap * d + h * hd, d, hd, per_unit, text_keys, image_keys.data(),
+                 static_cast<int64_t>(image_keys.size()), scale, &scores_[static_cast<size_t>(u * stride)], &att_[at]);
     }
   });
 }
 
 torch::Tensor PriorDecoder::run(int64_t first, int64_t chunk) {
   const int64_t m = rows_ * chunk, d = d_;
+  // Row-wise work split across threads once there are rows enough (a batch, a prefill).
+  auto rows_parallel = [m](const std::function<void(int64_t)>& f) {
+    at::parallel_for(0, m, 8, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) f(i);
+    });
+  };
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
-    for (int64_t i = 0; i < m; ++i)
+    rows_parallel([&](int64_t i) {
       vec_layer_norm(&x_[i * d], layer.ln1.weight.data(), layer.ln1.bias.data(), layer.ln1.eps, d, &h_[i * d]);
+    });
     layer.qkv.apply(h_.data(), m, qkv_.data());
     for (int64_t c = 0; c < chunk; ++c) attend(l, first + c, chunk, c);
     layer.attn_proj.apply(att_.data(), m, branch_.data());
-    vec_add(branch_.data(), x_.data(), m * d);
-    for (int64_t i = 0; i < m; ++i)
+    rows_parallel([&](int64_t i) {
+      vec_add(&branch_[i * d], &x_[i * d], d);
       vec_layer_norm(&x_[i * d], layer.ln2.weight.data(), layer.ln2.bias.data(), layer.ln2.eps, d, &h_[i * d]);
+    });
     layer.fc.apply(h_.data(), m, mlp_.data());
-    vec_gelu(mlp_.data(), 4 * m * d);
+    rows_parallel([&](int64_t i) { vec_gelu(&mlp_[i * 4 * d], 4 * d); });
     layer.mlp_proj.apply(mlp_.data(), m, branch_.data());
-    vec_add(branch_.data(), x_.data(), m * d);
+    rows_parallel([&](int64_t i) { vec_add(&branch_[i * d], &x_[i * d], d); });
   }
   for (int64_t r = 0; r < rows_; ++r)
     vec_layer_norm(&x_[(r * chunk + chunk - 1) * d], ln_f_.weight.data(), ln_f_.bias.data(), ln_f_.eps, d, &last_[r * d]);

@@ -48,6 +48,10 @@ DALLE_SIMD_INLINE vf erf_lanes(vf x) {
 struct Gelu {
   DALLE_SIMD_INLINE vf operator()(vf x) const { return 0.5f * x * (1.0f + erf_lanes(x * 0.70710678f)); }
 };
+struct Scale {
+  float factor;
+  DALLE_SIMD_INLINE vf operator()(vf x) const { return x * factor; }
+};
 struct ExpShifted {
   float max;
   DALLE_SIMD_INLINE vf operator()(vf x) const { return exp_lanes(x - max); }
@@ -112,41 +116,34 @@ DALLE_SIMD_INLINE float dot_inline(const float* a, const float* b, int64_t n) {
 }  // namespace
 
 DALLE_SIMD_CLONES void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
-                                  int64_t text, const int32_t* list, int64_t listed, float scale, float* scores,
-                                  float* out) {
+                                  int64_t heads, int64_t text, const int32_t* list, int64_t listed, float scale,
+                                  float* scores, float* out) {
   const int64_t n = text + listed;
   auto row = [&](int64_t j) { return j < text ? j : int64_t(list[j - text]); };
-  float max = -INFINITY;
   for (int64_t j = 0; j < n; ++j) {
-    scores[j] = dot_inline(q, k + row(j) * stride, hd) * scale;
-    max = scores[j] > max ? scores[j] : max;
+    const float* kr = k + row(j) * stride;
+    for (int64_t h = 0; h < heads; ++h) scores[h * n + j] = dot_inline(q + h * hd, kr + h * hd, hd) * scale;
   }
-  map_in_place(scores, n, ExpShifted{max});
-  float sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += scores[j];
-  const float inv = 1.0f / sum;
-  // Output in registers, 64 dimensions at a time, every value row read once per chunk.
-  int64_t c0 = 0;
-  for (; c0 + 4 * kLanes <= hd; c0 += 4 * kLanes) {
-    vf acc[4] = {};
-    for (int64_t j = 0; j < n; ++j) {
-      const float* vr = v + row(j) * stride + c0;
-      const vf p = splat(scores[j]);
-#pragma GCC unroll 4
-      for (int g = 0; g < 4; ++g) acc[g] += p * load(vr + g * kLanes);
+  for (int64_t h = 0; h < heads; ++h) {
+    float* s = scores + h * n;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) max = s[j] > max ? s[j] : max;
+    map_in_place(s, n, ExpShifted{max});
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += s[j];
+    map_in_place(s, n, Scale{1.0f / sum});
+  }
+  std::memset(out, 0, sizeof(float) * static_cast<size_t>(heads * hd));
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = v + row(j) * stride;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float p = scores[h * n + j];
+      float* o = out + h * hd;
+      const float* vh = vr + h * hd;
+      int64_t c = 0;
+      for (; c + kLanes <= hd; c += kLanes) store(o + c, load(o + c) + p * load(vh + c));
+      for (; c < hd; ++c) o[c] += p * vh[c];
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) store(out + c0 + g * kLanes, acc[g] * inv);
-  }
-  for (; c0 + kLanes <= hd; c0 += kLanes) {
-    vf acc = {};
-    for (int64_t j = 0; j < n; ++j) acc += splat(scores[j]) * load(v + row(j) * stride + c0);
-    store(out + c0, acc * inv);
-  }
-  for (; c0 < hd; ++c0) {
-    float acc = 0;
-    for (int64_t j = 0; j < n; ++j) acc += scores[j] * v[row(j) * stride + c0];
-    out[c0] = acc * inv;
   }
 }
 

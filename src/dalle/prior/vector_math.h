@@ -12,10 +12,11 @@ void vec_add(const float* x, float* y, int64_t n);  // y += x
 // y = (x - mean) / sqrt(var + eps) * weight + bias over one row of n.
 void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y);
 void vec_gelu(float* x, int64_t n);  // exact-erf GELU, in place (torch::gelu's default)
-// One attention head for one query: keys and values are rows of k and v, `stride` floats apart;
-// it attends rows 0 .. text-1, then the `listed` rows in `list`. out[0 .. hd) = softmax(q . k *
-// scale) . v; `scores` is scratch for text + listed floats.
-void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd, int64_t text,
-                const int32_t* list, int64_t listed, float scale, float* scores, float* out);
+// Attention of one query over `heads` heads: keys and values are rows of k and v, `stride`
+// floats apart, head h at offset h * hd; it attends rows 0 .. text-1, then the `listed` rows in
+// `list`. out[h * hd ...] = softmax(q_h . k_h * scale) . v_h. Key-major: each key's row is read
+// once for all heads. `scores` is scratch for heads * (text + listed) floats.
+void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd, int64_t heads,
+                int64_t text, const int32_t* list, int64_t listed, float scale, float* scores, float* out);
 
 }  // namespace dalle
