@@ -5,6 +5,9 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -236,6 +239,12 @@ TEST(DistGroupGloo, BucketsAverageGradientsDuringBackward) {
   // Made here: the two rank threads would race on libtorch's global generator.
   const std::shared_ptr<Mlp> models[2] = {make_model(), make_model()};
   const torch::Tensor batches[2] = {batch(0), batch(1)};
+  auto hooks = [](const std::shared_ptr<Mlp>& model) {
+    size_t n = 0;
+    for (const auto& p : model->parameters()) n += torch::autograd::impl::grad_accumulator(p)->post_hooks().size();
+    return n;
+  };
+  const size_t hooks_before = hooks(models[0]);
   on_two_ranks([&](DistGroup& g) {
     const std::shared_ptr<Mlp>& model = models[g.rank()];
     // Tiny buckets (about one layer each) so the overlap shows.
@@ -249,6 +258,9 @@ TEST(DistGroupGloo, BucketsAverageGradientsDuringBackward) {
     buckets.finish();
     for (auto& p : model->parameters()) got[g.rank()].push_back(p.grad().clone());
   });
+  // The buckets are gone and their hooks with them: the parameters train on without them.
+  EXPECT_EQ(hooks(models[0]), hooks_before);
+  models[0]->forward(batches[0]).pow(2).mean().backward();
   for (int rank = 0; rank < 2; ++rank) {
     EXPECT_GE(launched[rank], 2) << "buckets should start while backward runs";
     for (size_t i = 0; i < expected.size(); ++i)

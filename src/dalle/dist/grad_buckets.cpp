@@ -58,12 +58,15 @@ GradBuckets::GradBuckets(DistGroup& group, std::vector<torch::Tensor> params, in
   }
   for (size_t k = 0; k < params_.size(); ++k) {
     std::shared_ptr<torch::autograd::Node> acc = torch::autograd::impl::grad_accumulator(params_[k]);
-    acc->add_post_hook(std::make_unique<ReadyHook>(this, k));
+    hook_keys_.push_back(acc->add_post_hook(std::make_unique<ReadyHook>(this, k)));
     accumulators_.push_back(std::move(acc));
   }
 }
 
 GradBuckets::~GradBuckets() {
+  // The parameters outlive this object (evaluation, a second trainer): their hooks must not call
+  // back into it.
+  for (size_t k = 0; k < accumulators_.size(); ++k) accumulators_[k]->del_post_hook(hook_keys_[k]);
   // Pending all-reduces write into memory the parameters still reference: let them finish.
   for (Bucket& b : buckets_) {
     try {

@@ -58,6 +58,7 @@ class GradBuckets {
   std::vector<size_t> bucket_of_;
   std::vector<Bucket> buckets_;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: hooks live on them
+  std::vector<uintptr_t> hook_keys_;                                  // removed on destruction
   std::vector<bool> seen_;
   size_t next_launch_ = 0;
   bool sync_ = false;
