@@ -138,6 +138,7 @@ void PriorDecoder::reserve(int64_t rows, int64_t chunk) {
 
 torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
   const int64_t rows = text.size(0), given = init.defined() ? init.size(1) : 0;
+  if (rows < 1) throw Error("decoder: need at least one caption");
   if (text.size(1) != text_len_) throw Error("decoder: caption has " + std::to_string(text.size(1)) +
                                              " tokens, the prior takes " + std::to_string(text_len_));
   if (init.defined() && (init.size(0) != rows || given >= image_tokens()))
