@@ -5,8 +5,6 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <functional>
-#include <limits>
 
 #include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
@@ -34,6 +32,10 @@ const Int8Weight* find_int8(const Int8Weights& int8, const std::string& name) {
   return it == int8.end() ? nullptr : &it->second;
 }
 
+// A resblock's linear weights in Layer's order (qkv, attn_proj, fc, mlp_proj), by parameter name.
+constexpr const char* kLinearWeights[4] = {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc.weight",
+                                           ".mlp.proj.weight"};
+
 std::string block_name(size_t layer, const char* rest) { return "blocks." + std::to_string(layer) + rest; }
 
 }  // namespace
@@ -41,14 +43,12 @@ std::string block_name(size_t layer, const char* rest) { return "blocks." + std:
 std::vector<std::string> prior_quantizable_weights(const Prior& prior) {
   std::vector<std::string> names;
   for (size_t i = 0; i < prior->attn.size(); ++i)
-    for (const char* rest : {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc.weight", ".mlp.proj.weight"})
-      names.push_back(block_name(i, rest));
+    for (const char* rest : kLinearWeights) names.push_back(block_name(i, rest));
   return names;
 }
 
 PriorDecoder::PriorDecoder(const Prior& prior, WeightFormat format, const Int8Weights& int8)
-    : format_(format),
-      text_len_(prior->text_len()),
+    : text_len_(prior->text_len()),
       grid_h_(static_cast<int>(prior->row_emb.size(0))),
       grid_w_(static_cast<int>(prior->col_emb.size(0))),
       d_(prior->config().d_model),
@@ -63,15 +63,14 @@ PriorDecoder::PriorDecoder(const Prior& prior, WeightFormat format, const Int8We
   auto norm = [](const torch::nn::LayerNorm& ln) {
     return Norm{floats_of(ln->weight), floats_of(ln->bias), static_cast<float>(ln->options.eps())};
   };
-  auto packed = [&](const torch::nn::Linear& linear, const std::string& name) {
-    return PackedLinear(linear->weight, linear->bias, format, find_int8(int8, name));
-  };
   for (size_t i = 0; i < prior->attn.size(); ++i) {
     const auto& a = prior->attn[i];
     const auto& m = prior->mlp[i];
-    layers_.push_back({norm(a->ln), norm(m->ln), packed(a->qkv, block_name(i, ".attn.qkv.weight")),
-                       packed(a->proj, block_name(i, ".attn.proj.weight")), packed(m->fc, block_name(i, ".mlp.fc.weight")),
-                       packed(m->proj, block_name(i, ".mlp.proj.weight")), prior->masks()[i]});
+    auto packed = [&](const torch::nn::Linear& linear, int which) {
+      return PackedLinear(linear->weight, linear->bias, format, find_int8(int8, block_name(i, kLinearWeights[which])));
+    };
+    layers_.push_back({norm(a->ln), norm(m->ln), packed(a->qkv, 0), packed(a->proj, 1), packed(m->fc, 2),
+                       packed(m->proj, 3), prior->masks()[i]});
   }
   ln_f_ = norm(prior->ln_f);
   image_head_ = PackedLinear(prior->image_head->weight, prior->image_head->bias, WeightFormat::fp32);
@@ -229,7 +228,7 @@ void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t
 torch::Tensor PriorDecoder::run(int64_t first, int64_t chunk) {
   const int64_t m = rows_ * chunk, d = d_;
   // Row-wise work split across threads once there are rows enough (a batch, a prefill).
-  auto rows_parallel = [m](const std::function<void(int64_t)>& f) {
+  auto rows_parallel = [m](const auto& f) {
     at::parallel_for(0, m, 8, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) f(i);
     });

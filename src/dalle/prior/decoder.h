@@ -57,7 +57,6 @@ class PriorDecoder : public ImageTokenDecoder {
   torch::Tensor step(const torch::Tensor& tokens, int64_t index) override;
   int64_t image_tokens() const override { return int64_t(grid_h_) * grid_w_; }
 
-  WeightFormat format() const { return format_; }
   // Bytes of weights one decoding step reads (every layer and the image head).
   int64_t step_weight_bytes() const;
 
@@ -72,13 +71,12 @@ class PriorDecoder : public ImageTokenDecoder {
     MaskType mask;
   };
   void reserve(int64_t rows, int64_t chunk);
-  // Runs positions [first, first + chunk) of every row, whose embeddings are in x_; leaves the
-  // final LayerNorm of the last position of each row in h_ and the logits in logits_.
+  // Runs positions [first, first + chunk) of every row, whose embeddings are in x_; returns the
+  // image logits of each row's last position (a view of logits_).
   torch::Tensor run(int64_t first, int64_t chunk);
   void attend(size_t layer, int64_t position, int64_t chunk, int64_t c);
   int64_t storage_of(MaskType mask, int64_t position) const;
 
-  WeightFormat format_;
   int text_len_, grid_h_, grid_w_, d_, heads_, image_vocab_;
   std::vector<float> text_emb_, image_emb_, text_pos_, row_emb_, col_emb_;
   std::vector<Layer> layers_;

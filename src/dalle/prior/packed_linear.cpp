@@ -7,11 +7,12 @@
 #include <cstring>
 #if defined(__x86_64__)
 #include <immintrin.h>
+// GCC 12 flags the intrinsics' own `_mm512_undefined` pass-through operands as uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #include "dalle/util/error.h"
 #include "dalle/util/simd.h"
-
 
 namespace dalle {
 
@@ -214,7 +215,6 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     const torch::Tensor b = bias.detach().to(torch::kFloat32).contiguous();
     std::memcpy(bias_.data(), b.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
   }
-  gemm_bias_ = torch::from_blob(bias_.data(), {out_}, torch::kFloat32).clone();
   switch (format) {
     case WeightFormat::fp32:
       w32_ = to_panels(w.data_ptr<float>(), out_, in_);
@@ -223,6 +223,7 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
       w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
       gemm_weight_ = h;
+      gemm_bias_ = torch::from_blob(bias_.data(), {out_}, torch::kFloat32).clone();
       break;
     }
     case WeightFormat::int8: {

@@ -57,6 +57,15 @@ struct ExpShifted {
   DALLE_SIMD_INLINE vf operator()(vf x) const { return exp_lanes(x - max); }
 };
 
+DALLE_SIMD_INLINE float dot_inline(const float* a, const float* b, int64_t n) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
+  float s = lane_sum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
 // Applies f to n floats in place, the tail through a zero-padded register.
 template <class F>
 DALLE_SIMD_INLINE void map_in_place(float* x, int64_t n, F f) {
@@ -101,19 +110,6 @@ DALLE_SIMD_CLONES void vec_layer_norm(const float* x, const float* weight, const
 }
 
 DALLE_SIMD_CLONES void vec_gelu(float* x, int64_t n) { map_in_place(x, n, Gelu{}); }
-
-namespace {
-
-DALLE_SIMD_INLINE float dot_inline(const float* a, const float* b, int64_t n) {
-  vf acc = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
-  float s = lane_sum(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
 
 DALLE_SIMD_CLONES void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
                                   int64_t heads, int64_t text, const int32_t* list, int64_t listed, float scale,
