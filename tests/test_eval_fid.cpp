@@ -17,7 +17,7 @@ using json = nlohmann::json;
 TEST(EvalFid, BlurSweepWithRerankFeaturesResumesAndNamesItsMetric) {
   const std::filesystem::path dir = test::scratch_dir("eval_fid");
   const std::string real = (dir / "real").string(), out = (dir / "fid").string();
-  ASSERT_EQ(test::dalle_run("data shapes -n 48 --size 32 -o " + real).code, 0);
+  ASSERT_EQ(test::dalle_run("data shapes -n 48 --size 64 -o " + real).code, 0);
   const std::string cmd = "eval fid -m " + std::string(DALLE_SOURCE_DIR) + "/models/default --real " + real +
                           " -n 40 --kid-subset-size 20 --kid-subsets 10 -o " + out + " -t 1";
   const test::CliRun run = test::dalle_run(cmd + " --blur 0,2");

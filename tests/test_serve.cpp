@@ -91,7 +91,7 @@ TEST(Serve, OpenAiRouteReturnsPngsWithMetadataAndTheSameSeedGivesTheSameBytes) {
   Server server;
   httplib::Client c = server.client();
   const json request = {{"prompt", "a red circle"}, {"n", 2}, {"candidates", 4}, {"seed", 7}, {"response_format", "b64_json"},
-                        {"size", "32x32"}};
+                        {"size", "64x64"}};
   int status = 0;
   const json first = post(c, "/v1/images/generations", request, &status);
   ASSERT_EQ(status, 200) << first.dump();
@@ -99,7 +99,7 @@ TEST(Serve, OpenAiRouteReturnsPngsWithMetadataAndTheSameSeedGivesTheSameBytes) {
   ASSERT_EQ(first["data"].size(), 2u);
   const std::string png = base64_decode(first["data"][0]["b64_json"].get<std::string>());
   const Image image = image_decode(reinterpret_cast<const uint8_t*>(png.data()), png.size(), "response");
-  EXPECT_EQ(image.width, 32);
+  EXPECT_EQ(image.width, 64);
   EXPECT_EQ(png_text(png, "prompt"), "a red circle");
   EXPECT_EQ(png_text(png, "seed"), "7");
   EXPECT_EQ(png_text(png, "rank"), "1");
@@ -123,7 +123,7 @@ TEST(Serve, OpenAiRouteReturnsPngsWithMetadataAndTheSameSeedGivesTheSameBytes) {
 
   const json models = json::parse(c.Get("/v1/models")->body);
   EXPECT_EQ(models["data"][0]["id"], "default");
-  EXPECT_EQ(models["data"][0]["sizes"][0], "32x32");
+  EXPECT_EQ(models["data"][0]["sizes"][0], "64x64");
   EXPECT_NE(models["data"][0]["trained_on"].get<std::string>().find("shapes"), std::string::npos);
   EXPECT_EQ(json::parse(c.Get("/health")->body)["status"], "ok");
 }
@@ -222,8 +222,8 @@ TEST(Serve, BadRequestsGet400sNamingTheField) {
       EXPECT_EQ(error["param"], param.empty() ? json(nullptr) : json(param)) << error.dump();
       EXPECT_FALSE(error["message"].get<std::string>().empty());
     }
-  const httplib::Result size = c.Post("/v1/jobs", R"({"prompt": "a red circle", "size": "64x64"})", "application/json");
-  EXPECT_NE(json::parse(size->body)["error"]["message"].get<std::string>().find("32x32"), std::string::npos);
+  const httplib::Result size = c.Post("/v1/jobs", R"({"prompt": "a red circle", "size": "32x32"})", "application/json");
+  EXPECT_NE(json::parse(size->body)["error"]["message"].get<std::string>().find("64x64"), std::string::npos);
   EXPECT_EQ(c.Post("/v1/jobs", std::string(8000, ' '), "application/json")->status, 413);
   const httplib::Result missing = c.Get("/v1/nothing");
   EXPECT_EQ(missing->status, 404);

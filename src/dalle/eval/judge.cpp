@@ -20,6 +20,8 @@ constexpr int kColours = 8, kShapes = 8;
 // Head layout in the logits: [colour 1 | shape 1 | colour 2 | shape 2 | objects | relation].
 constexpr int kHeadSizes[] = {kColours, kShapes, kColours, kShapes, 2, 2};
 constexpr int kLogits = kColours * 2 + kShapes * 2 + 4;
+// The largest image the convolutions see; bigger ones are pooled down to it.
+constexpr int kReadSize = 32;
 
 torch::Tensor head(const torch::Tensor& logits, int which) {
   int start = 0;
@@ -105,22 +107,27 @@ torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels) 
 
 JudgeImpl::JudgeImpl(int image_size) : image_size_(image_size) {
   if (image_size < 16 || image_size % 8 != 0) throw Error("judge: image size must be a multiple of 8, at least 16");
-  // Stride-2 convolutions down to S/8, then a dense layer: where things are matters (which object
-  // is on top), so no global pooling. Group norms (no running statistics to store) make it train
-  // in a few hundred steps.
+  // Images larger than 32 px are average-pooled to 32 first: the shapes stay legible there (the
+  // 32 px judge reads them right) and the judge costs the same at any size. Then stride-2
+  // convolutions down to 4x4 and a dense layer: where things are matters (which object is on
+  // top), so no global pooling. Group norms (no running statistics to store) make it train in a
+  // few hundred steps.
+  if (image_size > kReadSize && image_size % kReadSize != 0)
+    throw Error("judge: an image size above " + std::to_string(kReadSize) + " must be a multiple of it");
   const int widths[] = {3, 24, 48, 96, 96};
   for (int i = 0; i < 4; ++i) {
     auto opts = torch::nn::Conv2dOptions(widths[i], widths[i + 1], 3).stride(i == 0 ? 1 : 2).padding(1);
     convs_.push_back(register_module("conv" + std::to_string(i + 1), torch::nn::Conv2d(opts)));
     norms_.push_back(register_module("norm" + std::to_string(i + 1), torch::nn::GroupNorm(8, widths[i + 1])));
   }
-  const int side = image_size / 8;
+  const int side = std::min(image_size, kReadSize) / 8;
   hidden_ = register_module("hidden", torch::nn::Linear(96 * side * side, 256));
   heads_ = register_module("heads", torch::nn::Linear(256, kLogits));
 }
 
 torch::Tensor JudgeImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = (x - 0.5) * 4.0;
+  if (image_size_ > kReadSize) h = torch::avg_pool2d(h, image_size_ / kReadSize);
   for (size_t i = 0; i < convs_.size(); ++i) h = torch::relu(norms_[i](convs_[i](h)));
   return heads_(torch::relu(hidden_(h.flatten(1))));
 }

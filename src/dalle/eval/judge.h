@@ -1,8 +1,9 @@
 // The judge of `dalle eval shapes`: a small CNN that reads a shapes-world image, trained only on
 // fresh renders of the world (clean, plus mild blur and noise), never on a model's samples. It
-// reads the first object's colour and shape (the only object, or the top / left one of two), the
-// second object's, how many objects there are and how two are laid out (one above the other or
-// side by side): enough to check "a red square above a blue star".
+// reads (at 32x32 at most, pooling larger images down) the first object's colour and shape (the
+// only object, or the top / left one of two), the second object's, how many objects there are
+// and how two are laid out (one above the other or side by side): enough to check "a red square
+// above a blue star".
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>

@@ -216,6 +216,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     for (auto& item : bundle.prior->named_parameters(true))
       if (auto it = gathered.tensors.find("ema." + item.key()); it != gathered.tensors.end())
         item.value().copy_(it->second);
+    bundle.decoder.reset();  // packed from the previous weights; sampling repacks the new ones
   };
 
   // Every rank calls it (PowerSGD buffers, shards and data positions are gathered); rank 0 writes.
