@@ -49,6 +49,6 @@ mkdir -p "$root/models/default"
 # The bundle's config is the preset plus what it was trained on (`dalle serve` reports it).
 sed 's|^  "name": "default",$|&\n  "trained_on": "the shapes world (dalle data shapes): 64x64 coloured shapes with captions, its held-out colour-shape pairs never seen",|' \
   "$config" > "$root/models/default/config.json"
-# fp32 weights: the bundle is 21 MB (`dalle quantize` makes bf16 or int8 copies).
+# fp32 weights: the bundle is 20 MB (`dalle quantize` makes bf16 or int8 copies).
 cp "$work/vae/vae.safetensors" "$work/prior/prior.safetensors" "$root/models/default/"
 echo "models/default updated from $work"

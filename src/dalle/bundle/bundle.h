@@ -39,7 +39,8 @@ Prior prior_create(const ModelConfig& config);
 // `weights`: the inference format; by default the one prior.safetensors is stored in (an int8
 // bundle from `dalle quantize` samples in int8, a trained fp32 bundle in fp32).
 Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights = std::nullopt);
-// The bundle's decoder, made (in `weights`) on first use for a bundle assembled in code.
+// The bundle's decoder, made (in `weights`) on first use for a bundle assembled in code. It packs
+// a copy of the prior's weights: code that changes them resets `bundle.decoder`.
 PriorDecoder& bundle_decoder(Bundle& bundle);
 
 }  // namespace dalle
