@@ -103,6 +103,15 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
   r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 --cfg-scale 3 --top-k 20 -o " + d + "/g.png");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(png_text(d + "/g.png", "sampler").find("cfg_scale: 3"), std::string::npos);
+  // A bundle's `sample` section is what generate uses for the settings not given on the command line.
+  std::filesystem::copy(d + "/prior", d + "/guided", std::filesystem::copy_options::recursive);
+  nlohmann::json guided = nlohmann::json::parse(read_file_text(d + "/guided/config.json"));
+  guided["sample"] = {{"cfg_scale", 2.5}, {"top_k", 7}};
+  write_file_atomic(d + "/guided/config.json", guided.dump(2));
+  r = dalle_run("generate -p \"a red circle\" -m " + d + "/guided -s 7 -n 2 --top-k 9 -o " + d + "/h.png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(png_text(d + "/h.png", "sampler").find("top_k: 9, top_p: 1, cfg_scale: 2.5"), std::string::npos)
+      << png_text(d + "/h.png", "sampler");
   EXPECT_EQ(read_file_bytes(d + "/a-1.png"), read_file_bytes(d + "/b-1.png"));
   EXPECT_EQ(read_file_bytes(d + "/a.png"), read_file_bytes(d + "/b.png"));
   EXPECT_EQ(png_text(d + "/a-2.png", "prompt"), "a red circle");

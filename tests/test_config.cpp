@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+
+#include <utility>
+#include <vector>
+
 #include "dalle/util/torch_api.h"
 
 #include "dalle/bundle/bundle.h"
@@ -94,5 +98,32 @@ TEST(Config, UnknownKeysAndBadValuesAreErrorsNamingTheField) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("decoder_finetune_loss"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, SampleSectionCarriesTheBundlesSamplingSettings) {
+  // Configs without the section sample as the paper (temperature 1, no truncation, no guidance).
+  nlohmann::json j = config_to_json(preset("tiny"));
+  j.erase("sample");
+  const ModelConfig plain = config_from_json(j, "old.json");
+  EXPECT_EQ(plain.sample.temperature, 1.0);
+  EXPECT_EQ(plain.sample.cfg_scale, 1.0);
+  j["sample"] = {{"cfg_scale", 3.0}, {"top_k", 64}};
+  const ModelConfig guided = config_from_json(j, "guided.json");
+  EXPECT_EQ(guided.sample.cfg_scale, 3.0);
+  EXPECT_EQ(guided.sample.top_k, 64);
+  EXPECT_EQ(guided.sample.top_p, 1.0);
+  EXPECT_EQ(config_to_json(config_from_json(config_to_json(guided), "again")), config_to_json(guided));
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"temperature", -1.0}, {"top_k", -1}, {"top_p", 1.5}, {"cfg_scale", -2.0}, {"guidance", 2.0}}) {
+    nlohmann::json b = j;
+    b["sample"][key] = bad;
+    try {
+      config_from_json(b, "my.json");
+      FAIL() << key;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("sample." + key), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("my.json"), std::string::npos) << e.what();
+    }
   }
 }

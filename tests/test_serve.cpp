@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -125,6 +126,10 @@ TEST(Serve, OpenAiRouteReturnsPngsWithMetadataAndTheSameSeedGivesTheSameBytes) {
   EXPECT_EQ(models["data"][0]["id"], "default");
   EXPECT_EQ(models["data"][0]["sizes"][0], "64x64");
   EXPECT_NE(models["data"][0]["trained_on"].get<std::string>().find("shapes"), std::string::npos);
+  // The request gave no sampling settings: it got the model's recommended ones, which /v1/models lists.
+  char cfg[64];
+  std::snprintf(cfg, sizeof(cfg), "cfg_scale: %g,", models["data"][0]["sample"]["cfg_scale"].get<double>());
+  EXPECT_NE(png_text(png, "sampler").find(cfg), std::string::npos) << png_text(png, "sampler");
   EXPECT_EQ(json::parse(c.Get("/health")->body)["status"], "ok");
 }
 

@@ -30,9 +30,11 @@ struct EvalFlags {
   std::string weights;
   int seeds = 2;
   ShapesEvalOptions shapes;
+  SamplerFlags shapes_sampler;
   std::string real;
   std::string blur = "0,1,2,4,8";
   FidEvalOptions fid;
+  SamplerFlags fid_sampler;
 };
 
 std::string percent(double x) {
@@ -77,6 +79,7 @@ int run_shapes(EvalFlags& f) {
   const std::string model = f.model.empty() ? default_model_path() : f.model;
   Bundle bundle = bundle_load(model, weights_choice(f.weights));
   const int size = bundle.config.vae.image_size;
+  f.shapes.sampler = sampler_choice(f.shapes_sampler, bundle.config.sample);
   make_dirs(f.out);
   // A judge given, or the one an earlier run left in OUT, or a new one (a few minutes).
   const std::string kept = path_join(f.out, "judge.safetensors");
@@ -128,6 +131,7 @@ int run_fid(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
   Bundle bundle = bundle_load(model, weights_choice(f.weights));
+  f.fid.sampler = sampler_choice(f.fid_sampler, bundle.config.sample);
   f.fid.blur = parse_radii(f.blur);
   f.fid.seed = static_cast<uint64_t>(f.seed);
   ProgressBar bar("sampling", 0, "img");
@@ -146,13 +150,6 @@ int run_fid(EvalFlags& f) {
   std::fprintf(stderr, "%s", read_file_text(path_join(f.out, "fid.md")).c_str());
   std::fprintf(stderr, "eval fid: wrote %s/fid.json, fid.md, fid_blur.png and generated/\n", f.out.c_str());
   return 0;
-}
-
-void add_sampler_options(CLI::App* cmd, SamplerSettings& s) {
-  cmd->add_option("--temperature", s.temperature, "Sampling temperature")->capture_default_str();
-  cmd->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", s.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
-  cmd->add_option("--cfg-scale", s.cfg_scale, "Classifier-free guidance scale (1 = off)")->capture_default_str();
 }
 
 }  // namespace
@@ -200,7 +197,7 @@ void register_eval(CLI::App& app, Action& action) {
   shapes->add_option("-b,--batch", f.shapes.batch, "Candidates sampled together")->capture_default_str()
       ->check(CLI::Range(1, 1024));
   shapes->add_flag("--restart", f.shapes.restart, "Ignore partial results in OUT and start over");
-  add_sampler_options(shapes, f.shapes.sampler);
+  add_sampler_options(shapes, f.shapes_sampler);
   add_weights_option(shapes, f.weights);
   add_threads_option(shapes, f.threads);
   add_progress_options(shapes);
@@ -238,7 +235,7 @@ void register_eval(CLI::App& app, Action& action) {
       ->check(CLI::Range(1, 100000));
   fid->add_option("--kid-subset-size", f.fid.kid_subset_size, "KID: features per subset")->capture_default_str()
       ->check(CLI::Range(2, 1000000));
-  add_sampler_options(fid, f.fid.sampler);
+  add_sampler_options(fid, f.fid_sampler);
   add_weights_option(fid, f.weights);
   add_threads_option(fid, f.threads);
   add_progress_options(fid);

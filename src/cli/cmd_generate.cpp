@@ -25,10 +25,7 @@ struct GenerateFlags {
   bool keep_given = false;  // without -k, K = min(4, N)
   int batch = 0;  // 0: min(N, 32), enough rows that a step is not bound by reading the weights
   int64_t seed = -1;
-  double temperature = 1.0;
-  int top_k = 0;
-  double top_p = 1.0;
-  double cfg_scale = 1.0;
+  SamplerFlags sampler;
   std::string init_image;
   int init_rows = 0;
   int threads = 0;
@@ -60,11 +57,14 @@ int run_generate(GenerateFlags& f) {
   request.keep = f.keep;
   request.batch = std::min(f.batch > 0 ? f.batch : 32, f.count);
   request.seed = seed;
-  request.sampler = {f.temperature, f.top_k, f.top_p, f.cfg_scale};
+  request.sampler = sampler_choice(f.sampler, bundle.config.sample);
   request.init_rows = f.init_rows;
   std::fprintf(stderr, "generate: \"%s\" with %s (%s weights), seed %llu, %d candidates in batches of %d, keeping %d\n",
                f.prompt.c_str(), model.c_str(), weight_format_name(bundle.weights).c_str(),
                static_cast<unsigned long long>(seed), f.count, request.batch, f.keep);
+  const SamplerSettings& s = request.sampler;
+  std::fprintf(stderr, "generate: temperature %g, top-k %d, top-p %g, guidance (cfg) scale %g\n", s.temperature,
+               s.top_k, s.top_p, s.cfg_scale);
   if (bundle.reranker)
     std::fprintf(stderr, "generate: reranking with %s\n", kRerankWeightsFile);
   else
@@ -126,16 +126,7 @@ void register_generate(CLI::App& app, Action& action) {
                   "Candidates sampled together (default: min(N, 32): one step reads the weights once for every row)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("-s,--seed", f.seed, "Random seed (default: random; printed so a run can be repeated)");
-  cmd->add_option("--temperature", f.temperature, "Sampling temperature (paper: 1; 0 = argmax)")
-      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", f.top_k, "Sample only from the k most likely tokens (0 = off, 1 = argmax)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", f.top_p, "Nucleus sampling: smallest token set with this much mass (1 = off)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--cfg-scale", f.cfg_scale,
-                  "Classifier-free guidance: > 1 follows the caption more closely (1 = off; best with a model "
-                  "trained with prior_train.caption_drop > 0)")
-      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  add_sampler_options(cmd, f.sampler);
   cmd->add_option("--init-image", f.init_image,
                   "Image prompt: keep the top --init-rows token rows of this image (dVAE-encoded) and sample the rest");
   cmd->add_option("--init-rows", f.init_rows, "Token rows of --init-image to keep (1 .. grid rows - 1)")

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dalle/prior/packed_linear.h"
+#include "dalle/sample/sampler_settings.h"
 
 namespace dalle {
 class DistGroup;
@@ -39,6 +40,18 @@ void apply_threads(int threads);
 // bundle_load's argument (empty: the format the bundle stores).
 void add_weights_option(CLI::App* app, std::string& weights);
 std::optional<WeightFormat> weights_choice(const std::string& weights);
+
+// --temperature, --top-k, --top-p and --cfg-scale on a command that samples. Each one not given
+// comes from the bundle's recommended settings (its config's `sample` section): sampler_choice().
+struct SamplerFlags {
+  SamplerSettings given;
+  CLI::Option* temperature = nullptr;
+  CLI::Option* top_k = nullptr;
+  CLI::Option* top_p = nullptr;
+  CLI::Option* cfg_scale = nullptr;
+};
+void add_sampler_options(CLI::App* app, SamplerFlags& flags);
+SamplerSettings sampler_choice(const SamplerFlags& flags, const SamplerSettings& bundle_settings);
 
 // --quiet and --log-every on a long-running subcommand; main() applies them after parsing
 // (util/progress.h). Trainers read quiet() for their status lines.

@@ -35,6 +35,32 @@ std::optional<WeightFormat> weights_choice(const std::string& weights) {
   return parse_weight_format(weights);
 }
 
+void add_sampler_options(CLI::App* app, SamplerFlags& f) {
+  const std::string from_bundle = " (default: the model's config, its `sample` section; without one, ";
+  f.temperature = app->add_option("--temperature", f.given.temperature,
+                                  "Sampling temperature" + from_bundle + "1 as in the paper; 0 = argmax)")
+                      ->check(CLI::Range(0.0, 100.0));
+  f.top_k = app->add_option("--top-k", f.given.top_k,
+                            "Sample only from the k most likely tokens" + from_bundle + "0 = off; 1 = argmax)")
+                ->check(CLI::NonNegativeNumber);
+  f.top_p = app->add_option("--top-p", f.given.top_p,
+                            "Nucleus sampling: the smallest token set with this much mass" + from_bundle + "1 = off)")
+                ->check(CLI::Range(0.0, 1.0));
+  f.cfg_scale = app->add_option("--cfg-scale", f.given.cfg_scale,
+                                "Classifier-free guidance: > 1 follows the caption more closely, for a model trained "
+                                "with prior_train.caption_drop > 0" + from_bundle + "1 = off)")
+                    ->check(CLI::Range(0.0, 100.0));
+}
+
+SamplerSettings sampler_choice(const SamplerFlags& f, const SamplerSettings& bundle_settings) {
+  SamplerSettings s = bundle_settings;
+  if (f.temperature->count() > 0) s.temperature = f.given.temperature;
+  if (f.top_k->count() > 0) s.top_k = f.given.top_k;
+  if (f.top_p->count() > 0) s.top_p = f.given.top_p;
+  if (f.cfg_scale->count() > 0) s.cfg_scale = f.given.cfg_scale;
+  return s;
+}
+
 namespace {
 
 ProgressSettings& progress_flags() {

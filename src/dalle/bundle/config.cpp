@@ -88,6 +88,13 @@ const std::vector<Field<RerankConfig>>& rerank_fields() {
   return f;
 }
 
+const std::vector<Field<SamplerSettings>>& sample_fields() {
+  static const std::vector<Field<SamplerSettings>> f = {
+      DALLE_FIELD(SamplerSettings, temperature), DALLE_FIELD(SamplerSettings, top_k),
+      DALLE_FIELD(SamplerSettings, top_p),       DALLE_FIELD(SamplerSettings, cfg_scale)};
+  return f;
+}
+
 #undef DALLE_FIELD
 
 template <typename T>
@@ -124,7 +131,8 @@ nlohmann::json config_to_json(const ModelConfig& c) {
           {"tokenizer", {{"file", c.tokenizer_file}}},
           {"vae_train", fields_to_json(c.vae_train, vae_train_fields())},
           {"prior_train", fields_to_json(c.prior_train, prior_train_fields())},
-          {"rerank", fields_to_json(c.rerank, rerank_fields())}};
+          {"rerank", fields_to_json(c.rerank, rerank_fields())},
+          {"sample", fields_to_json(c.sample, sample_fields())}};
   if (!c.trained_on.empty()) j["trained_on"] = c.trained_on;
   return j;
 }
@@ -161,6 +169,8 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
       fields_from_json(c.prior_train, prior_train_fields(), v, source, key);
     } else if (key == "rerank") {
       fields_from_json(c.rerank, rerank_fields(), v, source, key);
+    } else if (key == "sample") {
+      fields_from_json(c.sample, sample_fields(), v, source, key);
     } else {
       throw file_error(source, "unknown key '" + key + "'");
     }
@@ -218,6 +228,11 @@ void config_validate(const ModelConfig& c, const std::string& source) {
   need(r.val_pairs >= 0, "rerank.val_pairs must be >= 0");
   need(r.val_fraction >= 0 && r.val_fraction < 1, "rerank.val_fraction must be in [0, 1)");
   need(c.prior_train.bpe_dropout >= 0 && c.prior_train.bpe_dropout < 1, "prior_train.bpe_dropout must be in [0, 1)");
+  const SamplerSettings& s = c.sample;
+  need(s.temperature >= 0 && s.temperature <= 10, "sample.temperature must be in [0, 10] (0 = argmax)");
+  need(s.top_k >= 0 && s.top_k <= v.vocab, "sample.top_k must be in 0..vae.vocab (0 = off)");
+  need(s.top_p > 0 && s.top_p <= 1, "sample.top_p must be in (0, 1] (1 = off)");
+  need(s.cfg_scale >= 0 && s.cfg_scale <= 50, "sample.cfg_scale must be in [0, 50] (1 = off)");
   need(c.prior_train.ema_every >= 1, "prior_train.ema_every must be >= 1");
   need(c.vae_train.val_fraction >= 0 && c.vae_train.val_fraction < 1, "vae_train.val_fraction must be in [0, 1)");
   need(c.prior_train.nonfinite_loss_limit >= 1 && c.vae_train.nonfinite_loss_limit >= 1,

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "dalle/sample/sampler_settings.h"
+
 namespace dalle {
 
 // Stage 1: the discrete VAE (SPEC §1). Defaults are the `tiny` preset.
@@ -130,6 +132,9 @@ struct ModelConfig {
   VaeTrainConfig vae_train;
   PriorTrainConfig prior_train;
   RerankConfig rerank;
+  // The bundle's recommended sampling settings: what generate, serve and eval use for any setting
+  // a user does not give (a prior trained with caption drop draws better with guidance).
+  SamplerSettings sample;
 };
 
 nlohmann::json config_to_json(const ModelConfig& config);

@@ -6,17 +6,9 @@
 #include <functional>
 
 #include "dalle/prior/decoder.h"
+#include "dalle/sample/sampler_settings.h"
 
 namespace dalle {
-
-struct SamplerSettings {
-  double temperature = 1.0;
-  int top_k = 0;       // 0 = off
-  double top_p = 1.0;  // 1 = off
-  // Classifier-free guidance: logits = uncond + cfg_scale * (cond - uncond), where uncond is the
-  // prior's prediction for an all-padding caption. 1 = off (plain conditional sampling).
-  double cfg_scale = 1.0;
-};
 
 // logits [B, V] -> int64 [B].
 torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& settings,

@@ -39,7 +39,7 @@ std::string string_field(const json& v, const std::string& name) {
 
 }  // namespace
 
-ImageRequest parse_image_request(const std::string& body, const ServeLimits& limits, int image_size, int image_vocab,
+ImageRequest parse_image_request(const std::string& body, const ServeLimits& limits, const ModelConfig& model,
                                  uint64_t random_seed) {
   json j;
   try {
@@ -66,7 +66,7 @@ ImageRequest parse_image_request(const std::string& body, const ServeLimits& lim
   r.candidates = r.n;
   if (j.contains("candidates"))
     r.candidates = static_cast<int>(integer_field(j["candidates"], "candidates", r.n, limits.max_candidates));
-  const std::string size = std::to_string(image_size) + "x" + std::to_string(image_size);
+  const std::string size = std::to_string(model.vae.image_size) + "x" + std::to_string(model.vae.image_size);
   if (j.contains("size") && string_field(j["size"], "size") != size)
     throw RequestError("size", "size '" + j["size"].get<std::string>() + "' is not available: this model draws " + size +
                                    " only");
@@ -79,9 +79,9 @@ ImageRequest parse_image_request(const std::string& body, const ServeLimits& lim
   if (j.contains("user")) string_field(j["user"], "user");
   r.generate.seed = j.contains("seed") ? static_cast<uint64_t>(integer_field(j["seed"], "seed", 0, int64_t{1} << 53))
                                        : random_seed;
-  SamplerSettings& s = r.generate.sampler;
+  SamplerSettings& s = r.generate.sampler = model.sample;
   if (j.contains("temperature")) s.temperature = number_field(j["temperature"], "temperature", 0, 10, true);
-  if (j.contains("top_k")) s.top_k = static_cast<int>(integer_field(j["top_k"], "top_k", 0, image_vocab));
+  if (j.contains("top_k")) s.top_k = static_cast<int>(integer_field(j["top_k"], "top_k", 0, model.vae.vocab));
   if (j.contains("top_p")) s.top_p = number_field(j["top_p"], "top_p", 0, 1);
   if (j.contains("cfg_scale")) s.cfg_scale = number_field(j["cfg_scale"], "cfg_scale", 0, 50);
   r.generate.count = r.candidates;

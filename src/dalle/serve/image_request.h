@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dalle/bundle/config.h"
 #include "dalle/sample/generate.h"
 
 namespace dalle {
@@ -35,9 +36,10 @@ struct ImageRequest {
   std::string response_format = "url";  // or "b64_json"
 };
 
-// Parses and checks `body` against the limits and the bundle (its image size, vocabulary).
+// Parses and checks `body` against the limits and the bundle's config (its image size and
+// vocabulary; its `sample` section fills the sampling settings a request leaves out).
 // `random_seed` is used when the request gives none. Throws RequestError.
-ImageRequest parse_image_request(const std::string& body, const ServeLimits& limits, int image_size, int image_vocab,
+ImageRequest parse_image_request(const std::string& body, const ServeLimits& limits, const ModelConfig& model,
                                  uint64_t random_seed);
 
 // The request as the job API echoes it.

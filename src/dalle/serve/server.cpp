@@ -115,8 +115,7 @@ class Server {
         std::lock_guard<std::mutex> lock(seeds_mutex_);
         seed = seeds_() & 0x7fffffff;
       }
-      const ImageRequest r = parse_image_request(req.body, options_.limits, bundle_.config.vae.image_size,
-                                                 bundle_.config.vae.vocab, seed);
+      const ImageRequest r = parse_image_request(req.body, options_.limits, bundle_.config, seed);
       return queue_.submit(r);
     } catch (const RequestError& e) {
       send_error(res, 400, e.what(), e.param);
@@ -139,7 +138,10 @@ class Server {
             {"image_size", c.vae.image_size},
             {"image_tokens", c.vae.grid() * c.vae.grid()},
             {"reranker", static_cast<bool>(bundle_.reranker)},
-            {"trained_on", c.trained_on.empty() ? json(nullptr) : json(c.trained_on)}};
+            {"trained_on", c.trained_on.empty() ? json(nullptr) : json(c.trained_on)},
+            // The sampling settings a request leaves out get these (the config's `sample` section).
+            {"sample", {{"temperature", c.sample.temperature}, {"top_k", c.sample.top_k},
+                        {"top_p", c.sample.top_p}, {"cfg_scale", c.sample.cfg_scale}}}};
   }
 
   void routes();
