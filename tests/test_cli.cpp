@@ -69,6 +69,15 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
   EXPECT_LT(mean_loss(vm, 140, 150), mean_loss(vm, 0, 10)) << "vae loss did not go down";
   EXPECT_FALSE(fs::is_empty(dir / "vae/recon"));
 
+  // Reconstructions as image-caption pairs: the first 5 images in name order, their captions kept.
+  r = dalle_run("vae reconstruct --vae " + d + "/vae -d " + d + "/shapes -n 5 -o " + d + "/recon.png --save-dir " + d +
+                "/recon");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "recon.png"));
+  EXPECT_EQ(image_load(d + "/recon/000004.png").width, 32);
+  EXPECT_FALSE(fs::exists(dir / "recon/000005.png"));
+  EXPECT_EQ(read_file_text(d + "/recon/000004.txt"), read_file_text(d + "/shapes/000004.txt"));
+
   r = dalle_run("vae encode --vae " + d + "/vae -d " + d + "/shapes -o " + d + "/tokens");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "tokens/shard-000000.safetensors"));

@@ -41,6 +41,7 @@ struct VaeFlags {
   bool checkpoint_activations = false;
   int64_t count = -1;  // reconstruct: images to evaluate (-1 = all)
   int64_t show = 8;    // reconstruct: images in the grid
+  std::string save_dir;  // reconstruct: every reconstruction as PNG + captions
   int batch = 64;
   int threads = 0;
   int workers = 2;
@@ -119,6 +120,13 @@ int run_reconstruct(const VaeFlags& f) {
                "grid of %lld in %s\n",
                e.psnr, 100 * e.codebook.used, config.vae.vocab, e.codebook.perplexity,
                static_cast<long long>(e.images), static_cast<long long>(shown.size(0)), f.out.c_str());
+  if (!f.save_dir.empty()) {
+    ProgressBar bar("saving", set.images.size(0), "img");
+    reconstructions_save(vae, set, f.save_dir, f.batch, [&](int64_t done, int64_t) { bar.update(done); });
+    bar.finish();
+    std::fprintf(stderr, "vae reconstruct: wrote %lld reconstructions with their captions to %s\n",
+                 static_cast<long long>(set.images.size(0)), f.save_dir.c_str());
+  }
   return 0;
 }
 
@@ -225,6 +233,10 @@ void register_vae(CLI::App& app, Action& action) {
   recon->add_option("-n,--count", f.count, "Images to evaluate: PSNR and codebook use over them (default: all)")
       ->check(CLI::PositiveNumber);
   recon->add_option("--show", f.show, "Images in the grid")->capture_default_str()->check(CLI::Range(1, 64));
+  recon->add_option("--save-dir", f.save_dir,
+                    "Also write every reconstruction as DIR/NNNNNN.png (input order) with the image's captions as "
+                    "DIR/NNNNNN.txt: image-caption pairs that look like the prior's decoded samples (e.g. to train "
+                    "a reranker on)");
   add_threads_option(recon, f.threads);
   add_progress_options(recon);
   recon->callback([&action] { action = [] { return run_reconstruct(f); }; });

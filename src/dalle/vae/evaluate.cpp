@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+
+#include "dalle/util/fs.h"
 
 namespace dalle {
 
@@ -46,6 +49,30 @@ Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8) {
   for (int64_t i = 0; i < originals.size(0); ++i) tiles.push_back(image_from_tensor(originals[i]));
   for (int64_t i = 0; i < recon.size(0); ++i) tiles.push_back(image_from_tensor(recon[i]));
   return image_grid(tiles, static_cast<int>(images_u8.size(0)));
+}
+
+void reconstructions_save(Dvae& vae, const ImageSet& set, const std::string& dir, int64_t batch,
+                          const std::function<void(int64_t, int64_t)>& progress) {
+  torch::NoGradGuard no_grad;
+  make_dirs(dir);
+  const int64_t n = set.images.size(0);
+  for (int64_t i = 0; i < n; i += batch) {
+    const torch::Tensor images = set.images.narrow(0, i, std::min(batch, n - i));
+    const torch::Tensor recon = vae->decode_tokens(vae->encode_images(images)).cpu();
+    for (int64_t j = 0; j < recon.size(0); ++j) {
+      char name[32];
+      std::snprintf(name, sizeof(name), "%06lld", static_cast<long long>(i + j));
+      const std::string stem = path_join(dir, name);
+      image_save_png(stem + ".png", image_from_tensor(recon[j]),
+                     {{"description", "dVAE reconstruction"}, {"source", set.paths[i + j]}});
+      const std::vector<std::string>& captions = set.captions[i + j];
+      if (captions.empty()) continue;
+      std::string text;
+      for (const std::string& c : captions) text += c + "\n";
+      write_file_atomic(stem + ".txt", text);
+    }
+    if (progress) progress(std::min(i + batch, n), n);
+  }
 }
 
 }  // namespace dalle

@@ -3,6 +3,10 @@
 #pragma once
 #include <torch/types.h>
 
+#include <functional>
+#include <string>
+
+#include "dalle/data/image_folder.h"
 #include "dalle/io/image.h"
 #include "dalle/vae/dvae.h"
 
@@ -29,5 +33,11 @@ double psnr_from_mse(double mse);
 
 // uint8 images [N, H, W, 3] in the top row over their argmax-token reconstructions below.
 Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8);
+
+// Writes every image's argmax-token reconstruction as DIR/NNNNNN.png (input order) and its
+// captions, one per line, as DIR/NNNNNN.txt: image-caption pairs that look like what the prior's
+// samples decode to, e.g. to train a reranker on. `progress(done, total)` after each batch.
+void reconstructions_save(Dvae& vae, const ImageSet& set, const std::string& dir, int64_t batch = 64,
+                          const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace dalle
