@@ -117,6 +117,7 @@ TEST(ShapesEval, ReportOnTheShippedModelIsCompleteAndResumes) {
   EXPECT_GT(r["judge_accuracy"]["both"].get<double>(), 0.5);
   for (const char* file : {"report.md", "heldout_grid.png", "samples.jsonl", "judge.safetensors"})
     EXPECT_TRUE(path_exists(out + "/" + file)) << file;
+  EXPECT_NE(read_file_text(out + "/report.md").find("Any of the first N right"), std::string::npos);
 
   // A second run finds every prompt done: same report, no new samples.
   const std::string samples = read_file_text(out + "/samples.jsonl");

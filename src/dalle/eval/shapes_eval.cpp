@@ -384,15 +384,21 @@ json shapes_eval(Bundle& bundle, Judge& judge, const JudgeAccuracy& judge_acc, c
         "; two-object layout and order: " + percent(judge_acc.relation) + ".\n\n";
   md += "| prompts | count | first: colour / shape / both | reranked: colour / shape / both | relation (first → reranked) | "
         "ceiling (both) |\n|---|---|---|---|---|---|\n" + table;
+  const auto curve_lines = [&](const char* curve) {
+    for (const Group& g : groups)
+      if (report.contains(g.key)) {
+        md += "- " + std::string(g.key) + ":";
+        for (double v : report[curve][g.key]) md += " " + percent(v);
+        md += "\n";
+      }
+  };
   md += "\nReranking curve (both right, the reranker's pick among the first N): N = ";
   for (int k : ks) md += std::to_string(k) + " ";
   md += "\n\n";
-  for (const Group& g : groups)
-    if (report.contains(g.key)) {
-      md += "- " + std::string(g.key) + ":";
-      for (double v : report["rerank_curve"][g.key]) md += " " + percent(v);
-      md += "\n";
-    }
+  curve_lines("rerank_curve");
+  // Against a perfect picker: where this is far above the curve, the reranker is what limits.
+  md += "\nAny of the first N right (what a perfect reranker would reach):\n\n";
+  curve_lines("oracle_curve");
   write_file_atomic(path_join(out, "report.md"), md);
   try {
     std::vector<double> x(ks.begin(), ks.end());
