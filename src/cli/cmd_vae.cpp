@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <optional>
 
 #include "cli/command.h"
 #include "dalle/bundle/bundle.h"
@@ -111,7 +113,19 @@ int run_reconstruct(const VaeFlags& f) {
   ImageSet set = image_set_load(f.data, config.vae.image_size, false, f.threads, f.count);
   if (set.images.size(0) == 0) throw file_error(f.data, "holds no readable images");
   torch::InferenceMode inference;
-  const VaeEvaluation e = vae_evaluate(vae, set.images);
+  // With --save-dir the evaluation's reconstructions are written as they are made.
+  std::function<void(int64_t, const torch::Tensor&)> save;
+  std::optional<ProgressBar> bar;
+  if (!f.save_dir.empty()) {
+    make_dirs(f.save_dir);
+    bar.emplace("reconstructing", set.images.size(0), "img");
+    save = [&](int64_t first, const torch::Tensor& recon) {
+      reconstructions_save(set, first, recon, f.save_dir);
+      bar->update(first + recon.size(0));
+    };
+  }
+  const VaeEvaluation e = vae_evaluate(vae, set.images, f.batch, save);
+  if (bar) bar->finish();
   const torch::Tensor shown = set.images.narrow(0, 0, std::min<int64_t>(f.show, set.images.size(0)));
   image_save_png(f.out, reconstruction_grid(vae, shown),
                  {{"description", "top: originals, bottom: dVAE reconstructions"}, {"vae", f.vae}});
@@ -120,13 +134,9 @@ int run_reconstruct(const VaeFlags& f) {
                "grid of %lld in %s\n",
                e.psnr, 100 * e.codebook.used, config.vae.vocab, e.codebook.perplexity,
                static_cast<long long>(e.images), static_cast<long long>(shown.size(0)), f.out.c_str());
-  if (!f.save_dir.empty()) {
-    ProgressBar bar("saving", set.images.size(0), "img");
-    reconstructions_save(vae, set, f.save_dir, f.batch, [&](int64_t done, int64_t) { bar.update(done); });
-    bar.finish();
+  if (!f.save_dir.empty())
     std::fprintf(stderr, "vae reconstruct: wrote %lld reconstructions with their captions to %s\n",
                  static_cast<long long>(set.images.size(0)), f.save_dir.c_str());
-  }
   return 0;
 }
 

@@ -140,8 +140,7 @@ class Server {
             {"reranker", static_cast<bool>(bundle_.reranker)},
             {"trained_on", c.trained_on.empty() ? json(nullptr) : json(c.trained_on)},
             // The sampling settings a request leaves out get these (the config's `sample` section).
-            {"sample", {{"temperature", c.sample.temperature}, {"top_k", c.sample.top_k},
-                        {"top_p", c.sample.top_p}, {"cfg_scale", c.sample.cfg_scale}}}};
+            {"sample", config_to_json(c)["sample"]}};
   }
 
   void routes();

@@ -21,7 +21,8 @@ CodebookStats codebook_stats(const torch::Tensor& tokens, int vocab) {
   return s;
 }
 
-VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch) {
+VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch,
+                           const std::function<void(int64_t, const torch::Tensor&)>& on_batch) {
   torch::NoGradGuard no_grad;
   const int64_t n = images_u8.size(0);
   std::vector<torch::Tensor> tokens;
@@ -30,8 +31,10 @@ VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t ba
     const torch::Tensor images = images_u8.narrow(0, i, std::min(batch, n - i));
     const torch::Tensor t = vae->encode_images(images);
     const torch::Tensor target = images.to(t.device()).permute({0, 3, 1, 2}).to(torch::kFloat32).div(255.0);
-    squared_error += (vae->decode_tokens(t) - target).pow(2).sum().item<double>();
+    const torch::Tensor recon = vae->decode_tokens(t);
+    squared_error += (recon - target).pow(2).sum().item<double>();
     tokens.push_back(t.cpu());
+    if (on_batch) on_batch(i, recon.cpu());
   }
   VaeEvaluation e;
   e.images = n;
@@ -51,27 +54,18 @@ Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8) {
   return image_grid(tiles, static_cast<int>(images_u8.size(0)));
 }
 
-void reconstructions_save(Dvae& vae, const ImageSet& set, const std::string& dir, int64_t batch,
-                          const std::function<void(int64_t, int64_t)>& progress) {
-  torch::NoGradGuard no_grad;
-  make_dirs(dir);
-  const int64_t n = set.images.size(0);
-  for (int64_t i = 0; i < n; i += batch) {
-    const torch::Tensor images = set.images.narrow(0, i, std::min(batch, n - i));
-    const torch::Tensor recon = vae->decode_tokens(vae->encode_images(images)).cpu();
-    for (int64_t j = 0; j < recon.size(0); ++j) {
-      char name[32];
-      std::snprintf(name, sizeof(name), "%06lld", static_cast<long long>(i + j));
-      const std::string stem = path_join(dir, name);
-      image_save_png(stem + ".png", image_from_tensor(recon[j]),
-                     {{"description", "dVAE reconstruction"}, {"source", set.paths[i + j]}});
-      const std::vector<std::string>& captions = set.captions[i + j];
-      if (captions.empty()) continue;
-      std::string text;
-      for (const std::string& c : captions) text += c + "\n";
-      write_file_atomic(stem + ".txt", text);
-    }
-    if (progress) progress(std::min(i + batch, n), n);
+void reconstructions_save(const ImageSet& set, int64_t first, const torch::Tensor& recon, const std::string& dir) {
+  for (int64_t j = 0; j < recon.size(0); ++j) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%06lld", static_cast<long long>(first + j));
+    const std::string stem = path_join(dir, name);
+    image_save_png(stem + ".png", image_from_tensor(recon[j]),
+                   {{"description", "dVAE reconstruction"}, {"source", set.paths[first + j]}});
+    const std::vector<std::string>& captions = set.captions[first + j];
+    if (captions.empty()) continue;
+    std::string text;
+    for (const std::string& c : captions) text += c + "\n";
+    write_file_atomic(stem + ".txt", text);
   }
 }
 

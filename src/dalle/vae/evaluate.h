@@ -27,17 +27,19 @@ struct VaeEvaluation {
 };
 
 // Encodes uint8 images [N, H, W, 3] in batches (no gradients) and decodes their tokens.
-VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch = 64);
+// `on_batch(first, recon)`, when given, sees each batch's reconstructions (float [B, 3, H, W] in
+// [0, 1], images first .. first + B - 1) as they are made.
+VaeEvaluation vae_evaluate(Dvae& vae, const torch::Tensor& images_u8, int64_t batch = 64,
+                           const std::function<void(int64_t, const torch::Tensor&)>& on_batch = {});
 
 double psnr_from_mse(double mse);
 
 // uint8 images [N, H, W, 3] in the top row over their argmax-token reconstructions below.
 Image reconstruction_grid(Dvae& vae, const torch::Tensor& images_u8);
 
-// Writes every image's argmax-token reconstruction as DIR/NNNNNN.png (input order) and its
-// captions, one per line, as DIR/NNNNNN.txt: image-caption pairs that look like what the prior's
-// samples decode to, e.g. to train a reranker on. `progress(done, total)` after each batch.
-void reconstructions_save(Dvae& vae, const ImageSet& set, const std::string& dir, int64_t batch = 64,
-                          const std::function<void(int64_t, int64_t)>& progress = {});
+// Writes reconstructions `recon` (from vae_evaluate's on_batch) of images first .. first + B - 1
+// of `set` as DIR/NNNNNN.png (input order) with their captions, one per line, as DIR/NNNNNN.txt:
+// image-caption pairs that look like what the prior's samples decode to, e.g. to train a reranker on.
+void reconstructions_save(const ImageSet& set, int64_t first, const torch::Tensor& recon, const std::string& dir);
 
 }  // namespace dalle
