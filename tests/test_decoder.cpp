@@ -62,9 +62,10 @@ TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
         const torch::Tensor xf = rounded_activations ? x.to(torch::kBFloat16).to(torch::kFloat32) : x;
         EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(xf, wf, b), 1e-2, 1e-2))
             << weight_format_name(f) << " in " << in << " rows " << rows;
-        if (!rounded_activations)
+        if (!rounded_activations) {
           EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(x, wf, b), 1e-4, 1e-4))
               << weight_format_name(f) << " in " << in << " rows " << rows;
+        }
         const double err = (got - want).abs().max().item<double>();
         EXPECT_LT(err, f == WeightFormat::fp32 ? 1e-4 : f == WeightFormat::bf16 ? 0.1 : 0.25) << weight_format_name(f);
       }
@@ -97,25 +98,50 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
   torch::Tensor y = torch::empty({37});
   vec_layer_norm(row.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), 1e-5f, 37, y.data_ptr<float>());
   EXPECT_TRUE(torch::allclose(y, torch::layer_norm(row, {37}, w, b, 1e-5), 1e-5, 1e-5));
-  // Two heads over 5 text rows and 3 listed rows of a [12, stride 80] cache; head sizes with and
-  // without a vector tail.
-  for (int64_t hd : {8, 32, 40}) {
-    torch::manual_seed(hd);
-    const torch::Tensor k = torch::randn({12, 80}) * 2, v = torch::randn({12, 80}), q = torch::randn({2 * hd});
-    const std::vector<int32_t> list = {9, 6, 11};
-    const torch::Tensor rows = torch::tensor({0, 1, 2, 3, 4, 9, 6, 11}, torch::kLong);
-    const float scale = 0.3f;
-    std::vector<torch::Tensor> heads;
-    for (int64_t h = 0; h < 2; ++h) {
-      const torch::Tensor kh = k.index_select(0, rows).narrow(1, h * hd, hd), vh = v.index_select(0, rows).narrow(1, h * hd, hd);
-      heads.push_back(torch::softmax(kh.matmul(q.narrow(0, h * hd, hd)) * scale, 0).matmul(vh));
-    }
-    const torch::Tensor want = torch::cat(heads);
-    torch::Tensor got = torch::empty({2 * hd}), scores = torch::empty({16});
-    vec_attend(q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), 80, hd, 2, 5, list.data(), 3, scale,
-               scores.data_ptr<float>(), got.data_ptr<float>());
-    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd;
-  }
+  // Two heads over `text` rows of a shared text cache and 3 listed rows of a [24, stride 80] image
+  // cache; head sizes with and without a vector tail, key counts under and over one block of 16;
+  // fp32 and bfloat16 caches (the latter against the same computation on the rounded values).
+  for (int64_t hd : {8, 32, 40})
+    for (int64_t text : {5, 20})
+      for (bool bf16 : {false, true}) {
+        torch::manual_seed(hd + text);
+        torch::Tensor k = torch::randn({24, 80}) * 2, v = torch::randn({24, 80});
+        const torch::Tensor tk = torch::randn({text, 80}) * 2, tv = torch::randn({text, 80}), q = torch::randn({2 * hd});
+        const std::vector<int32_t> list = {9, 6, 23};
+        const torch::Tensor listed = torch::tensor({9, 6, 23}, torch::kLong);
+        auto rounded = [&](const torch::Tensor& t) { return bf16 ? t.to(torch::kBFloat16).to(torch::kFloat32) : t; };
+        const torch::Tensor keys = rounded(torch::cat({tk, k.index_select(0, listed)}));
+        const torch::Tensor values = rounded(torch::cat({tv, v.index_select(0, listed)}));
+        const float scale = 0.3f;
+        std::vector<torch::Tensor> heads;
+        for (int64_t h = 0; h < 2; ++h) {
+          const torch::Tensor kh = keys.narrow(1, h * hd, hd), vh = values.narrow(1, h * hd, hd);
+          heads.push_back(torch::softmax(kh.matmul(q.narrow(0, h * hd, hd)) * scale, 0).matmul(vh));
+        }
+        const torch::Tensor want = torch::cat(heads);
+        torch::Tensor got = torch::empty({2 * hd}), scores = torch::empty({2 * (text + 3)});
+        if (bf16) {
+          auto bits = [](const torch::Tensor& t) {
+            std::vector<uint16_t> out(static_cast<size_t>(t.numel()));
+            vec_to_bf16(t.data_ptr<float>(), out.data(), t.numel());
+            return out;
+          };
+          const auto tk16 = bits(tk), tv16 = bits(tv), k16 = bits(k), v16 = bits(v);
+          vec_attend(q.data_ptr<float>(), tk16.data(), tv16.data(), text, k16.data(), v16.data(), list.data(), 3, 80,
+                     hd, 2, scale, scores.data_ptr<float>(), got.data_ptr<float>());
+        } else {
+          vec_attend(q.data_ptr<float>(), tk.data_ptr<float>(), tv.data_ptr<float>(), text, k.data_ptr<float>(),
+                     v.data_ptr<float>(), list.data(), 3, 80, hd, 2, scale, scores.data_ptr<float>(),
+                     got.data_ptr<float>());
+        }
+        EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd << " " << text << " " << bf16;
+      }
+  // vec_to_bf16 rounds to nearest even, as libtorch's conversion does.
+  const torch::Tensor wide = torch::randn({1000}) * 100;
+  std::vector<uint16_t> half(1000);
+  vec_to_bf16(wide.data_ptr<float>(), half.data(), 1000);
+  const torch::Tensor want_bits = wide.to(torch::kBFloat16);
+  EXPECT_EQ(std::memcmp(half.data(), want_bits.data_ptr(), 2000), 0);
 }
 
 TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {

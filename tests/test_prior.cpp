@@ -4,6 +4,8 @@
 #include <set>
 #include "dalle/util/torch_api.h"
 
+#include <ATen/Parallel.h>
+
 #include "dalle/prior/cost.h"
 #include "dalle/prior/loss.h"
 #include "dalle/prior/masks.h"
@@ -219,6 +221,35 @@ TEST(Sampler, TopPZeroIsArgmaxAndTheTokenThatCrossesPStays) {
   std::set<int64_t> seen;
   for (int i = 0; i < 200; ++i) seen.insert(sample_logits(logits, nucleus, gen)[0].item<int64_t>());
   EXPECT_EQ(seen, (std::set<int64_t>{1, 2}));
+}
+
+TEST(Sampler, DrawsInProportionToTheKeptSoftmaxWhateverTheThreadCount) {
+  // Probabilities 0.1, 0.2, 0.3, 0.4 (and one masked by top_k = 4): 64 rows x 100 draws each.
+  const torch::Tensor row = torch::tensor({std::log(0.3f), std::log(0.1f), -30.0f, std::log(0.4f), std::log(0.2f)});
+  const torch::Tensor logits = row.unsqueeze(0).expand({64, 5}).contiguous();
+  SamplerSettings s;
+  s.top_k = 4;
+  torch::Generator gen = step_generator(11, 0, 0);
+  torch::Tensor counts = torch::zeros({5}, torch::kDouble);
+  for (int i = 0; i < 100; ++i) counts.index_add_(0, sample_logits(logits, s, gen), torch::ones({64}, torch::kDouble));
+  const torch::Tensor freq = counts / counts.sum();
+  const torch::Tensor want = torch::tensor({0.3, 0.1, 0.0, 0.4, 0.2}, torch::kDouble);
+  EXPECT_LT((freq - want).abs().max().item<double>(), 0.03) << freq;  // 5 standard deviations
+  EXPECT_EQ(counts[2].item<double>(), 0);
+  // One uniform number per row, drawn before the rows split across threads.
+  const torch::Tensor many = torch::randn({33, 300}) * 3;
+  const int threads = at::get_num_threads();
+  torch::Generator g1 = step_generator(12, 0, 0), g2 = step_generator(12, 0, 0);
+  at::set_num_threads(1);
+  const torch::Tensor one = sample_logits(many, SamplerSettings{}, g1);
+  at::set_num_threads(2);
+  const torch::Tensor two = sample_logits(many, SamplerSettings{}, g2);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, two));
+  // Logits that are not numbers are an error, not a silent token.
+  torch::Tensor bad = torch::zeros({2, 4});
+  bad[1][2] = NAN;
+  EXPECT_THROW(sample_logits(bad, SamplerSettings{}, gen), Error);
 }
 
 TEST(Sampler, SameSeedSameTokens) {

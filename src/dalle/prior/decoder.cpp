@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dalle/prior/vector_math.h"
@@ -53,7 +54,8 @@ PriorDecoder::PriorDecoder(const Prior& prior, WeightFormat format, const Int8We
       grid_w_(static_cast<int>(prior->col_emb.size(0))),
       d_(prior->config().d_model),
       heads_(prior->config().heads),
-      image_vocab_(prior->image_vocab()) {
+      image_vocab_(prior->image_vocab()),
+      bf16_cache_(format != WeightFormat::fp32) {
   torch::NoGradGuard no_grad;
   text_emb_ = floats_of(prior->text_emb->weight);
   image_emb_ = floats_of(prior->image_emb->weight);
@@ -73,7 +75,8 @@ PriorDecoder::PriorDecoder(const Prior& prior, WeightFormat format, const Int8We
                        packed(m->proj, 3), prior->masks()[i]});
   }
   ln_f_ = norm(prior->ln_f);
-  image_head_ = PackedLinear(prior->image_head->weight, prior->image_head->bias, WeightFormat::fp32);
+  image_head_ = PackedLinear(prior->image_head->weight, prior->image_head->bias,
+                            format == WeightFormat::fp32 ? WeightFormat::fp32 : WeightFormat::bf16);
 
   // Which cached positions each image slot attends, from the same predicate the dense reference
   // mask uses; ring layers keep the last W slots (kv_cache.h), column layers every slot.
@@ -120,10 +123,17 @@ void PriorDecoder::reserve(int64_t rows, int64_t chunk) {
   if (rows != rows_) {
     keys_.assign(layers_.size(), {});
     values_.assign(layers_.size(), {});
+    keys16_.assign(layers_.size(), {});
+    values16_.assign(layers_.size(), {});
     for (size_t l = 0; l < layers_.size(); ++l) {
-      const size_t cap = static_cast<size_t>(capacity_[static_cast<size_t>(layers_[l].mask)]);
-      keys_[l].resize(static_cast<size_t>(rows) * cap * d);
-      values_[l].resize(static_cast<size_t>(rows) * cap * d);
+      const size_t size = static_cast<size_t>(rows * capacity_[static_cast<size_t>(layers_[l].mask)]) * d;
+      if (bf16_cache_) {
+        keys16_[l].resize(size);
+        values16_[l].resize(size);
+      } else {
+        keys_[l].resize(size);
+        values_[l].resize(size);
+      }
     }
     int64_t most_keys = 0;
     for (const auto& lists : image_keys_)
@@ -145,6 +155,19 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
   const int64_t chunk = text_len_ + 1 + given;
   reserve(rows, chunk);
   const torch::Tensor t = text.to(torch::kLong).contiguous();
+  // Rows with the same caption (a pool of candidates, the unconditioned half under guidance) have
+  // the same text keys and values: their attention reads the first such row's, which stays in
+  // cache for the rest instead of every row streaming its own copy from memory.
+  const int64_t* ids = t.data_ptr<int64_t>();
+  text_owner_.assign(static_cast<size_t>(rows), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t owner = r;
+    for (int64_t o = 0; o < r && owner == r; ++o)
+      if (text_owner_[static_cast<size_t>(o)] == o &&
+          std::equal(ids + o * text_len_, ids + (o + 1) * text_len_, ids + r * text_len_))
+        owner = o;
+    text_owner_[static_cast<size_t>(r)] = owner;
+  }
   const torch::Tensor g = given > 0 ? init.to(torch::kLong).contiguous() : torch::Tensor();
   const int64_t text_ids = static_cast<int64_t>(text_emb_.size()) / d_;
   for (int64_t r = 0; r < rows; ++r)
@@ -191,16 +214,27 @@ torch::Tensor PriorDecoder::step(const torch::Tensor& tokens, int64_t index) {
 // its attention output. Positions go in order, so a ring entry is overwritten only after every
 // query that can see it has run.
 void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t c) {
+  if (bf16_cache_)
+    attend(keys16_[layer].data(), values16_[layer].data(), layer, position, chunk, c);
+  else
+    attend(keys_[layer].data(), values_[layer].data(), layer, position, chunk, c);
+}
+
+namespace {
+void store_row(const float* x, float* y, int64_t n) { std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n)); }
+void store_row(const float* x, uint16_t* y, int64_t n) { vec_to_bf16(x, y, n); }
+}  // namespace
+
+template <class T>
+void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, int64_t chunk, int64_t c) {
   const MaskType mask = layers_[layer].mask;
   const size_t m = static_cast<size_t>(mask);
   const int64_t d = d_, hd = d_ / heads_, cap = capacity_[m];
   const int64_t stored = storage_of(mask, position);
-  float* keys = keys_[layer].data();
-  float* values = values_[layer].data();
   for (int64_t r = 0; r < rows_; ++r) {
     const float* qkv = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d)];
-    std::memcpy(keys + (r * cap + stored) * d, qkv + d, sizeof(float) * d);
-    std::memcpy(values + (r * cap + stored) * d, qkv + 2 * d, sizeof(float) * d);
+    store_row(qkv + d, keys + (r * cap + stored) * d, d);
+    store_row(qkv + 2 * d, values + (r * cap + stored) * d, d);
   }
   const bool image = position >= text_len_;
   const int64_t text_keys = image ? text_len_ : position + 1;
@@ -218,9 +252,11 @@ void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t
     for (int64_t u = begin; u < end; ++u) {
       const int64_t r = u / units_per_row, h = (u % units_per_row) * per_unit;
       const size_t at = static_cast<size_t>((r * chunk + c) * d + h * hd);
-      vec_attend(&qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)], keys + r * cap * d + h * hd,
-                 values + r * cap * d + h * hd, d, hd, per_unit, text_keys, image_keys.data(),
-                 static_cast<int64_t>(image_keys.size()), scale, &scores_[static_cast<size_t>(u * stride)], &att_[at]);
+      const int64_t owner = text_owner_[static_cast<size_t>(r)];
+      vec_attend(&qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)], keys + owner * cap * d + h * hd,
+                 values + owner * cap * d + h * hd, text_keys, keys + r * cap * d + h * hd,
+                 values + r * cap * d + h * hd, image_keys.data(), static_cast<int64_t>(image_keys.size()), d, hd,
+                 per_unit, scale, &scores_[static_cast<size_t>(u * stride)], &att_[at]);
     }
   });
 }

@@ -47,7 +47,8 @@ class ReferenceDecoder : public ImageTokenDecoder {
 using Int8Weights = std::map<std::string, Int8Weight>;
 
 // The prior's linear layers whose weights `format` applies to: every resblock's qkv, proj, fc
-// and proj. Embeddings, LayerNorms and the two heads stay fp32.
+// and proj. Embeddings, LayerNorms and the text head stay fp32 (the decoder also runs the image
+// head in bf16 under the bf16 and int8 formats; a bundle stores it fp32).
 std::vector<std::string> prior_quantizable_weights(const Prior& prior);
 
 class PriorDecoder : public ImageTokenDecoder {
@@ -75,6 +76,8 @@ class PriorDecoder : public ImageTokenDecoder {
   // image logits of each row's last position (a view of logits_).
   torch::Tensor run(int64_t first, int64_t chunk);
   void attend(size_t layer, int64_t position, int64_t chunk, int64_t c);
+  template <class T>  // the cache's element: float, or uint16_t bfloat16 bit patterns
+  void attend(T* keys, T* values, size_t layer, int64_t position, int64_t chunk, int64_t c);
   int64_t storage_of(MaskType mask, int64_t position) const;
 
   int text_len_, grid_h_, grid_w_, d_, heads_, image_vocab_;
@@ -88,7 +91,12 @@ class PriorDecoder : public ImageTokenDecoder {
   std::vector<std::vector<int32_t>> image_keys_[3];
 
   int64_t rows_ = 0, length_ = 0;
-  std::vector<std::vector<float>> keys_, values_;  // per layer: [rows, capacity, d]
+  std::vector<int64_t> text_owner_;  // per row: the first row with the same caption
+  // The KV cache, per layer [rows, capacity, d]: fp32 for fp32 weights, else bfloat16 (the step
+  // at a batch of candidates reads it from memory; half the bytes is close to half the time).
+  bool bf16_cache_;
+  std::vector<std::vector<float>> keys_, values_;
+  std::vector<std::vector<uint16_t>> keys16_, values16_;
   std::vector<float> x_, h_, qkv_, att_, mlp_, branch_, scores_, last_, logits_;
 };
 

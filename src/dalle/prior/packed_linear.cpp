@@ -62,14 +62,7 @@ constexpr int kRowBlock = 4;
 constexpr int64_t kGemmRows = 16;
 
 DALLE_SIMD_INLINE vf load_lanes(const float* p) { return load(p); }
-DALLE_SIMD_INLINE vf load_lanes(const uint16_t* p) {  // bf16 -> fp32 is a 16-bit shift
-  vu16 h;
-  std::memcpy(&h, p, sizeof h);
-  const vu32 bits = __builtin_convertvector(h, vu32) << 16;
-  vf v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
+DALLE_SIMD_INLINE vf load_lanes(const uint16_t* p) { return load_bf16(p); }
 // int8 weights, tagged with the instruction set that widens them: GCC 12 turns a vector
 // int8 -> int32 conversion into one insert per lane, so the x86 paths use the sign-extending
 // loads directly. Those loads have a wider target than the kernel templates, so they are not

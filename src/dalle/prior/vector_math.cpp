@@ -1,5 +1,6 @@
 #include "dalle/prior/vector_math.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "dalle/util/simd.h"
@@ -52,19 +53,14 @@ struct Scale {
   float factor;
   DALLE_SIMD_INLINE vf operator()(vf x) const { return x * factor; }
 };
+// exp(x - max), exactly 0 where that is below fp32's smallest normal (-inf included).
 struct ExpShifted {
   float max;
-  DALLE_SIMD_INLINE vf operator()(vf x) const { return exp_lanes(x - max); }
+  DALLE_SIMD_INLINE vf operator()(vf x) const {
+    const vf y = x - max;
+    return y < -87.0f ? vf{} : exp_lanes(y);
+  }
 };
-
-DALLE_SIMD_INLINE float dot_inline(const float* a, const float* b, int64_t n) {
-  vf acc = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
-  float s = lane_sum(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 // Applies f to n floats in place, the tail through a zero-padded register.
 template <class F>
@@ -111,14 +107,40 @@ DALLE_SIMD_CLONES void vec_layer_norm(const float* x, const float* weight, const
 
 DALLE_SIMD_CLONES void vec_gelu(float* x, int64_t n) { map_in_place(x, n, Gelu{}); }
 
-DALLE_SIMD_CLONES void vec_attend(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
-                                  int64_t heads, int64_t text, const int32_t* list, int64_t listed, float scale,
-                                  float* scores, float* out) {
+DALLE_SIMD_CLONES void vec_exp_shifted(float* x, int64_t n, float shift) { map_in_place(x, n, ExpShifted{shift}); }
+
+namespace {
+
+DALLE_SIMD_INLINE vf load_any(const float* p) { return load(p); }
+DALLE_SIMD_INLINE vf load_any(const uint16_t* p) { return load_bf16(p); }
+DALLE_SIMD_INLINE float scalar(float x) { return x; }
+DALLE_SIMD_INLINE float scalar(uint16_t x) {
+  const uint32_t bits = uint32_t(x) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+template <class T>
+DALLE_SIMD_INLINE float dot(const float* a, const T* b, int64_t n) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load_any(b + i);
+  float s = lane_sum(acc);
+  for (; i < n; ++i) s += a[i] * scalar(b[i]);
+  return s;
+}
+
+template <class T>
+DALLE_SIMD_INLINE void attend(const float* q, const T* text_k, const T* text_v, int64_t text, const T* k, const T* v,
+                              const int32_t* list, int64_t listed, int64_t stride, int64_t hd, int64_t heads,
+                              float scale, float* scores, float* out) {
   const int64_t n = text + listed;
-  auto row = [&](int64_t j) { return j < text ? j : int64_t(list[j - text]); };
+  auto key = [&](int64_t j) { return j < text ? text_k + j * stride : k + int64_t(list[j - text]) * stride; };
+  auto value = [&](int64_t j) { return j < text ? text_v + j * stride : v + int64_t(list[j - text]) * stride; };
   for (int64_t j = 0; j < n; ++j) {
-    const float* kr = k + row(j) * stride;
-    for (int64_t h = 0; h < heads; ++h) scores[h * n + j] = dot_inline(q + h * hd, kr + h * hd, hd) * scale;
+    const T* kr = key(j);
+    for (int64_t h = 0; h < heads; ++h) scores[h * n + j] = dot(q + h * hd, kr + h * hd, hd) * scale;
   }
   for (int64_t h = 0; h < heads; ++h) {
     float* s = scores + h * n;
@@ -131,15 +153,37 @@ DALLE_SIMD_CLONES void vec_attend(const float* q, const float* k, const float* v
   }
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(heads * hd));
   for (int64_t j = 0; j < n; ++j) {
-    const float* vr = v + row(j) * stride;
+    const T* vr = value(j);
     for (int64_t h = 0; h < heads; ++h) {
       const float p = scores[h * n + j];
       float* o = out + h * hd;
-      const float* vh = vr + h * hd;
+      const T* vh = vr + h * hd;
       int64_t c = 0;
-      for (; c + kLanes <= hd; c += kLanes) store(o + c, load(o + c) + p * load(vh + c));
-      for (; c < hd; ++c) o[c] += p * vh[c];
+      for (; c + kLanes <= hd; c += kLanes) store(o + c, load(o + c) + p * load_any(vh + c));
+      for (; c < hd; ++c) o[c] += p * scalar(vh[c]);
     }
+  }
+}
+
+}  // namespace
+
+DALLE_SIMD_CLONES void vec_attend(const float* q, const float* text_k, const float* text_v, int64_t text,
+                                  const float* k, const float* v, const int32_t* list, int64_t listed, int64_t stride,
+                                  int64_t hd, int64_t heads, float scale, float* scores, float* out) {
+  attend(q, text_k, text_v, text, k, v, list, listed, stride, hd, heads, scale, scores, out);
+}
+
+DALLE_SIMD_CLONES void vec_attend(const float* q, const uint16_t* text_k, const uint16_t* text_v, int64_t text,
+                                  const uint16_t* k, const uint16_t* v, const int32_t* list, int64_t listed,
+                                  int64_t stride, int64_t hd, int64_t heads, float scale, float* scores, float* out) {
+  attend(q, text_k, text_v, text, k, v, list, listed, stride, hd, heads, scale, scores, out);
+}
+
+void vec_to_bf16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], sizeof bits);
+    y[i] = static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);  // round to nearest even
   }
 }
 

@@ -2,29 +2,94 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
 
 namespace dalle {
 
-torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& s,
-                            torch::Generator& gen) {
-  if (s.temperature <= 0 || s.top_k == 1) return logits.argmax(-1);
-  torch::Tensor l = logits.to(torch::kFloat32) / s.temperature;
-  const int64_t vocab = l.size(-1);
+namespace {
+
+struct RowScratch {
+  std::vector<float> weights, sorted;
+  std::vector<int32_t> order;
+};
+
+// One row: keeps the top_k largest logits (ties with the k-th stay), then the smallest set of
+// the most likely tokens whose mass reaches top_p (the token that crosses p stays, and always the
+// top one), and draws from the softmax over what is kept by inverting its running sum at u in
+// [0, 1): the distribution torch::multinomial draws from, at one uniform number per row instead
+// of an exponential draw and a log per vocabulary entry.
+int64_t sample_row(const float* logits, int64_t vocab, const SamplerSettings& s, double u, RowScratch& w) {
+  std::vector<float>& p = w.weights;
+  p.resize(static_cast<size_t>(vocab));
+  const float inv_t = static_cast<float>(1.0 / s.temperature);
+  float max = -INFINITY;
+  for (int64_t i = 0; i < vocab; ++i) {
+    p[i] = logits[i] * inv_t;
+    max = p[i] > max ? p[i] : max;
+  }
+  float floor = -INFINITY;  // logits below it are dropped
   if (s.top_k > 0 && s.top_k < vocab) {
-    const torch::Tensor kth = std::get<0>(l.topk(s.top_k, -1)).select(-1, s.top_k - 1).unsqueeze(-1);
-    l = l.masked_fill(l < kth, -INFINITY);
+    w.sorted.assign(p.begin(), p.end());
+    std::nth_element(w.sorted.begin(), w.sorted.begin() + (s.top_k - 1), w.sorted.end(), std::greater<float>());
+    floor = w.sorted[static_cast<size_t>(s.top_k - 1)];
   }
+  for (int64_t i = 0; i < vocab; ++i)
+    if (p[i] < floor) p[i] = -INFINITY;
+  vec_exp_shifted(p.data(), vocab, max);
+  double sum = 0;
+  for (int64_t i = 0; i < vocab; ++i) sum += p[i];
+  if (!(sum > 0) || !std::isfinite(sum)) throw Error("sampling: the logits are not finite numbers");
   if (s.top_p < 1.0) {
-    auto [sorted, order] = l.sort(-1, /*descending=*/true);
-    const torch::Tensor cumulative = sorted.softmax(-1).cumsum(-1);
-    // Drop a token when the mass before it already reaches top_p, so the token that crosses p
-    // stays; the top token always stays (top_p 0 is argmax, not an empty distribution).
-    torch::Tensor drop = (cumulative - sorted.softmax(-1)) >= s.top_p;
-    drop.select(-1, 0).fill_(false);
-    l = l.scatter(-1, order, sorted.masked_fill(drop, -INFINITY));
+    w.order.clear();
+    for (int64_t i = 0; i < vocab; ++i)
+      if (p[i] > 0) w.order.push_back(static_cast<int32_t>(i));
+    std::sort(w.order.begin(), w.order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    double before = 0, kept = 0;
+    for (size_t j = 0; j < w.order.size(); ++j) {
+      float& pj = p[static_cast<size_t>(w.order[j])];
+      const double mass = pj;
+      if (j > 0 && before >= s.top_p * sum) pj = 0;
+      before += mass;
+      kept += pj;
+    }
+    sum = kept;
   }
-  return torch::multinomial(l.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+  const double target = u * sum;
+  double running = 0;
+  int64_t last = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (p[i] <= 0) continue;
+    running += p[i];
+    last = i;
+    if (running > target) return i;
+  }
+  return last;  // rounding left the running sum just short of u * sum
+}
+
+}  // namespace
+
+torch::Tensor sample_logits(const torch::Tensor& logits, const SamplerSettings& s, torch::Generator& gen) {
+  if (s.temperature <= 0 || s.top_k == 1) return logits.argmax(-1);
+  const torch::Tensor l = logits.to(torch::kFloat32).contiguous();
+  const int64_t rows = l.size(0), vocab = l.size(-1);
+  // Drawn before the rows run in parallel, so the tokens do not depend on the thread count.
+  const torch::Tensor u = torch::rand({rows}, gen, torch::kFloat64);
+  torch::Tensor out = torch::empty({rows}, torch::kLong);
+  const float* in = l.data_ptr<float>();
+  const double* ud = u.data_ptr<double>();
+  int64_t* o = out.data_ptr<int64_t>();
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    RowScratch scratch;
+    for (int64_t r = begin; r < end; ++r) o[r] = sample_row(in + r * vocab, vocab, s, ud[r], scratch);
+  });
+  return out;
 }
 
 torch::Tensor sample_image_tokens(ImageTokenDecoder& decoder, const torch::Tensor& text, const SamplerSettings& s,

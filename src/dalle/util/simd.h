@@ -29,6 +29,15 @@ DALLE_SIMD_INLINE vf load(const float* p) {
   return v;
 }
 DALLE_SIMD_INLINE void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// 16 bfloat16 bit patterns -> fp32: a 16-bit shift.
+DALLE_SIMD_INLINE vf load_bf16(const uint16_t* p) {
+  vu16 h;
+  std::memcpy(&h, p, sizeof h);
+  const vu32 bits = __builtin_convertvector(h, vu32) << 16;
+  vf v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
 DALLE_SIMD_INLINE vf splat(float a) { return vf{} + a; }
 // A tree of halvings: 4 vector adds instead of 15 dependent scalar ones.
 DALLE_SIMD_INLINE float lane_sum(vf v) {
