@@ -3,6 +3,8 @@
 // built from against their libtorch counterparts.
 #include <gtest/gtest.h>
 
+#include <type_traits>
+
 #include "dalle/util/torch_api.h"
 
 #include "dalle/prior/decoder.h"
@@ -98,41 +100,64 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
   torch::Tensor y = torch::empty({37});
   vec_layer_norm(row.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), 1e-5f, 37, y.data_ptr<float>());
   EXPECT_TRUE(torch::allclose(y, torch::layer_norm(row, {37}, w, b, 1e-5), 1e-5, 1e-5));
-  // Two heads over `text` rows of a shared text cache and 3 listed rows of a [24, stride 80] image
-  // cache; head sizes with and without a vector tail, key counts under and over one block of 16;
-  // fp32 and bfloat16 caches (the latter against the same computation on the rounded values).
+  // Two queries of two heads over `text` rows of their shared text cache and 3 listed rows of
+  // each one's own [24, stride 80] image cache; head sizes with and without a vector tail, key
+  // counts under and over one vector; fp32 and bfloat16 caches (the latter against the same
+  // computation on the rounded values).
   for (int64_t hd : {8, 32, 40})
     for (int64_t text : {5, 20})
       for (bool bf16 : {false, true}) {
         torch::manual_seed(hd + text);
-        torch::Tensor k = torch::randn({24, 80}) * 2, v = torch::randn({24, 80});
-        const torch::Tensor tk = torch::randn({text, 80}) * 2, tv = torch::randn({text, 80}), q = torch::randn({2 * hd});
+        const torch::Tensor k = torch::randn({2, 24, 80}) * 2, v = torch::randn({2, 24, 80});
+        const torch::Tensor tk = torch::randn({text, 80}) * 2, tv = torch::randn({text, 80});
+        const torch::Tensor q = torch::randn({2, 2 * hd});
         const std::vector<int32_t> list = {9, 6, 23};
         const torch::Tensor listed = torch::tensor({9, 6, 23}, torch::kLong);
         auto rounded = [&](const torch::Tensor& t) { return bf16 ? t.to(torch::kBFloat16).to(torch::kFloat32) : t; };
-        const torch::Tensor keys = rounded(torch::cat({tk, k.index_select(0, listed)}));
-        const torch::Tensor values = rounded(torch::cat({tv, v.index_select(0, listed)}));
-        const float scale = 0.3f;
-        std::vector<torch::Tensor> heads;
-        for (int64_t h = 0; h < 2; ++h) {
-          const torch::Tensor kh = keys.narrow(1, h * hd, hd), vh = values.narrow(1, h * hd, hd);
-          heads.push_back(torch::softmax(kh.matmul(q.narrow(0, h * hd, hd)) * scale, 0).matmul(vh));
+        std::vector<torch::Tensor> rows;
+        for (int64_t r = 0; r < 2; ++r) {
+          const torch::Tensor keys = rounded(torch::cat({tk, k[r].index_select(0, listed)}));
+          const torch::Tensor values = rounded(torch::cat({tv, v[r].index_select(0, listed)}));
+          for (int64_t h = 0; h < 2; ++h) {
+            const torch::Tensor kh = keys.narrow(1, h * hd, hd), vh = values.narrow(1, h * hd, hd);
+            rows.push_back(torch::softmax(kh.matmul(q[r].narrow(0, h * hd, hd)) * 0.3f, 0).matmul(vh));
+          }
         }
-        const torch::Tensor want = torch::cat(heads);
-        torch::Tensor got = torch::empty({2 * hd}), scores = torch::empty({2 * (text + 3)});
+        const torch::Tensor want = torch::cat(rows).view({2, 2 * hd});
+        torch::Tensor got = torch::empty({2, 2 * hd}), scores = torch::empty({2 * 2 * (text + 3)});
+        auto run = [&](auto* tk_data, auto* tv_data, auto* k_data, auto* v_data) {
+          QueryBlock<std::remove_const_t<std::remove_pointer_t<decltype(tk_data)>>> b;
+          b.queries = 2;
+          b.q = q.data_ptr<float>();
+          b.q_stride = 2 * hd;
+          b.text_k = tk_data;
+          b.text_v = tv_data;
+          b.text = text;
+          b.k = k_data;
+          b.v = v_data;
+          b.kv_stride = 24 * 80;
+          b.list = list.data();
+          b.listed = 3;
+          b.stride = 80;
+          b.hd = hd;
+          b.heads = 2;
+          b.scale = 0.3f;
+          b.scores = scores.data_ptr<float>();
+          b.out = got.data_ptr<float>();
+          b.out_stride = 2 * hd;
+          vec_attend(b);
+        };
         if (bf16) {
           auto bits = [](const torch::Tensor& t) {
-            std::vector<uint16_t> out(static_cast<size_t>(t.numel()));
-            vec_to_bf16(t.data_ptr<float>(), out.data(), t.numel());
+            const torch::Tensor c = t.contiguous();
+            std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
+            vec_to_bf16(c.data_ptr<float>(), out.data(), c.numel());
             return out;
           };
           const auto tk16 = bits(tk), tv16 = bits(tv), k16 = bits(k), v16 = bits(v);
-          vec_attend(q.data_ptr<float>(), tk16.data(), tv16.data(), text, k16.data(), v16.data(), list.data(), 3, 80,
-                     hd, 2, scale, scores.data_ptr<float>(), got.data_ptr<float>());
+          run(tk16.data(), tv16.data(), k16.data(), v16.data());
         } else {
-          vec_attend(q.data_ptr<float>(), tk.data_ptr<float>(), tv.data_ptr<float>(), text, k.data_ptr<float>(),
-                     v.data_ptr<float>(), list.data(), 3, 80, hd, 2, scale, scores.data_ptr<float>(),
-                     got.data_ptr<float>());
+          run(tk.data_ptr<float>(), tv.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>());
         }
         EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd << " " << text << " " << bf16;
       }

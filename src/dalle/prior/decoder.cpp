@@ -37,6 +37,10 @@ const Int8Weight* find_int8(const Int8Weights& int8, const std::string& name) {
 constexpr const char* kLinearWeights[4] = {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc.weight",
                                            ".mlp.proj.weight"};
 
+// Rows of one caption whose attention runs as one block (decoder.h): enough to share each text
+// key's row while it is in L1, few enough that the blocks still spread over the threads.
+constexpr int64_t kQueryBlock = 4;
+
 std::string block_name(size_t layer, const char* rest) { return "blocks." + std::to_string(layer) + rest; }
 
 }  // namespace
@@ -168,6 +172,14 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
         owner = o;
     text_owner_[static_cast<size_t>(r)] = owner;
   }
+  query_blocks_.clear();
+  for (int64_t r = 0; r < rows; ++r) {
+    auto& last = query_blocks_.empty() ? query_blocks_.emplace_back(r, 0) : query_blocks_.back();
+    if (last.second == kQueryBlock || text_owner_[static_cast<size_t>(last.first)] != text_owner_[static_cast<size_t>(r)])
+      query_blocks_.emplace_back(r, 1);
+    else
+      ++last.second;
+  }
   const torch::Tensor g = given > 0 ? init.to(torch::kLong).contiguous() : torch::Tensor();
   const int64_t text_ids = static_cast<int64_t>(text_emb_.size()) / d_;
   for (int64_t r = 0; r < rows; ++r)
@@ -242,21 +254,37 @@ void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, in
   const std::vector<int32_t>& image_keys = image ? image_keys_[m][static_cast<size_t>(position - text_len_)] : none;
   const int64_t n_keys = text_keys + static_cast<int64_t>(image_keys.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // Work units: whole rows (every head, each key row read once) when there are rows enough for
-  // the threads, else single heads of the few rows.
-  const int64_t per_unit = rows_ >= at::get_num_threads() ? heads_ : 1;
-  const int64_t units_per_row = heads_ / per_unit;
-  const int64_t stride = static_cast<int64_t>(scores_.size()) / (rows_ * units_per_row);  // scratch per unit
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd * per_unit));
-  at::parallel_for(0, rows_ * units_per_row, grain, [&](int64_t begin, int64_t end) {
+  // Work units: blocks of rows with one caption (every head; each text key read once for the
+  // block) when there are rows enough for the threads, else single heads of the few rows.
+  const bool by_rows = rows_ >= at::get_num_threads();
+  const int64_t units = by_rows ? static_cast<int64_t>(query_blocks_.size()) : rows_ * heads_;
+  const int64_t per_query_head = static_cast<int64_t>(scores_.size()) / (rows_ * heads_);  // scratch
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd * (by_rows ? heads_ : 1)));
+  at::parallel_for(0, units, grain, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t r = u / units_per_row, h = (u % units_per_row) * per_unit;
-      const size_t at = static_cast<size_t>((r * chunk + c) * d + h * hd);
+      const int64_t r = by_rows ? query_blocks_[static_cast<size_t>(u)].first : u / heads_;
+      const int64_t h = by_rows ? 0 : u % heads_;
       const int64_t owner = text_owner_[static_cast<size_t>(r)];
-      vec_attend(&qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)], keys + owner * cap * d + h * hd,
-                 values + owner * cap * d + h * hd, text_keys, keys + r * cap * d + h * hd,
-                 values + r * cap * d + h * hd, image_keys.data(), static_cast<int64_t>(image_keys.size()), d, hd,
-                 per_unit, scale, &scores_[static_cast<size_t>(u * stride)], &att_[at]);
+      QueryBlock<T> block;
+      block.queries = by_rows ? query_blocks_[static_cast<size_t>(u)].second : 1;
+      block.q = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d + h * hd)];
+      block.q_stride = chunk * 3 * d;
+      block.text_k = keys + owner * cap * d + h * hd;
+      block.text_v = values + owner * cap * d + h * hd;
+      block.text = text_keys;
+      block.k = keys + r * cap * d + h * hd;
+      block.v = values + r * cap * d + h * hd;
+      block.kv_stride = cap * d;
+      block.list = image_keys.data();
+      block.listed = static_cast<int64_t>(image_keys.size());
+      block.stride = d;
+      block.hd = hd;
+      block.heads = by_rows ? heads_ : 1;
+      block.scale = scale;
+      block.scores = &scores_[static_cast<size_t>((r * heads_ + h) * per_query_head)];
+      block.out = &att_[static_cast<size_t>((r * chunk + c) * d + h * hd)];
+      block.out_stride = chunk * d;
+      vec_attend(block);
     }
   });
 }

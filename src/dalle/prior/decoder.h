@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dalle/prior/kv_cache.h"
@@ -92,6 +93,7 @@ class PriorDecoder : public ImageTokenDecoder {
 
   int64_t rows_ = 0, length_ = 0;
   std::vector<int64_t> text_owner_;  // per row: the first row with the same caption
+  std::vector<std::pair<int64_t, int64_t>> query_blocks_;  // (first row, rows): consecutive rows of one caption
   // The KV cache, per layer [rows, capacity, d]: fp32 for fp32 weights, else bfloat16 (the step
   // at a batch of candidates reads it from memory; half the bytes is close to half the time).
   bool bf16_cache_;

@@ -132,52 +132,57 @@ DALLE_SIMD_INLINE float dot(const float* a, const T* b, int64_t n) {
 }
 
 template <class T>
-DALLE_SIMD_INLINE void attend(const float* q, const T* text_k, const T* text_v, int64_t text, const T* k, const T* v,
-                              const int32_t* list, int64_t listed, int64_t stride, int64_t hd, int64_t heads,
-                              float scale, float* scores, float* out) {
-  const int64_t n = text + listed;
-  auto key = [&](int64_t j) { return j < text ? text_k + j * stride : k + int64_t(list[j - text]) * stride; };
-  auto value = [&](int64_t j) { return j < text ? text_v + j * stride : v + int64_t(list[j - text]) * stride; };
-  for (int64_t j = 0; j < n; ++j) {
-    const T* kr = key(j);
-    for (int64_t h = 0; h < heads; ++h) scores[h * n + j] = dot(q + h * hd, kr + h * hd, hd) * scale;
+DALLE_SIMD_INLINE void axpy(float p, const T* x, float* y, int64_t n) {
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) store(y + c, load(y + c) + p * load_any(x + c));
+  for (; c < n; ++c) y[c] += p * scalar(x[c]);
+}
+
+// Key-major: each text key's row is read once for every query and head of the block (it stays
+// in L1 while they use it), each image key's row once for every head of its query.
+template <class T>
+DALLE_SIMD_INLINE void attend(const QueryBlock<T>& a) {
+  const int64_t n = a.text + a.listed, hd = a.hd, heads = a.heads;
+  auto scores = [&](int64_t r, int64_t h) { return a.scores + (r * heads + h) * n; };
+  auto query = [&](int64_t r) { return a.q + r * a.q_stride; };
+  auto out = [&](int64_t r) { return a.out + r * a.out_stride; };
+  for (int64_t j = 0; j < a.text; ++j) {
+    const T* kr = a.text_k + j * a.stride;
+    for (int64_t r = 0; r < a.queries; ++r)
+      for (int64_t h = 0; h < heads; ++h) scores(r, h)[j] = dot(query(r) + h * hd, kr + h * hd, hd) * a.scale;
   }
-  for (int64_t h = 0; h < heads; ++h) {
-    float* s = scores + h * n;
-    float max = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) max = s[j] > max ? s[j] : max;
-    map_in_place(s, n, ExpShifted{max});
-    float sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += s[j];
-    map_in_place(s, n, Scale{1.0f / sum});
-  }
-  std::memset(out, 0, sizeof(float) * static_cast<size_t>(heads * hd));
-  for (int64_t j = 0; j < n; ++j) {
-    const T* vr = value(j);
-    for (int64_t h = 0; h < heads; ++h) {
-      const float p = scores[h * n + j];
-      float* o = out + h * hd;
-      const T* vh = vr + h * hd;
-      int64_t c = 0;
-      for (; c + kLanes <= hd; c += kLanes) store(o + c, load(o + c) + p * load_any(vh + c));
-      for (; c < hd; ++c) o[c] += p * scalar(vh[c]);
+  for (int64_t r = 0; r < a.queries; ++r)
+    for (int64_t i = 0; i < a.listed; ++i) {
+      const T* kr = a.k + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
+      for (int64_t h = 0; h < heads; ++h) scores(r, h)[a.text + i] = dot(query(r) + h * hd, kr + h * hd, hd) * a.scale;
     }
+  for (int64_t r = 0; r < a.queries; ++r)
+    for (int64_t h = 0; h < heads; ++h) {
+      float* s = scores(r, h);
+      float max = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) max = s[j] > max ? s[j] : max;
+      map_in_place(s, n, ExpShifted{max});
+      float sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += s[j];
+      map_in_place(s, n, Scale{1.0f / sum});
+      std::memset(out(r) + h * hd, 0, sizeof(float) * static_cast<size_t>(hd));
+    }
+  for (int64_t j = 0; j < a.text; ++j) {
+    const T* vr = a.text_v + j * a.stride;
+    for (int64_t r = 0; r < a.queries; ++r)
+      for (int64_t h = 0; h < heads; ++h) axpy(scores(r, h)[j], vr + h * hd, out(r) + h * hd, hd);
   }
+  for (int64_t r = 0; r < a.queries; ++r)
+    for (int64_t i = 0; i < a.listed; ++i) {
+      const T* vr = a.v + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
+      for (int64_t h = 0; h < heads; ++h) axpy(scores(r, h)[a.text + i], vr + h * hd, out(r) + h * hd, hd);
+    }
 }
 
 }  // namespace
 
-DALLE_SIMD_CLONES void vec_attend(const float* q, const float* text_k, const float* text_v, int64_t text,
-                                  const float* k, const float* v, const int32_t* list, int64_t listed, int64_t stride,
-                                  int64_t hd, int64_t heads, float scale, float* scores, float* out) {
-  attend(q, text_k, text_v, text, k, v, list, listed, stride, hd, heads, scale, scores, out);
-}
-
-DALLE_SIMD_CLONES void vec_attend(const float* q, const uint16_t* text_k, const uint16_t* text_v, int64_t text,
-                                  const uint16_t* k, const uint16_t* v, const int32_t* list, int64_t listed,
-                                  int64_t stride, int64_t hd, int64_t heads, float scale, float* scores, float* out) {
-  attend(q, text_k, text_v, text, k, v, list, listed, stride, hd, heads, scale, scores, out);
-}
+DALLE_SIMD_CLONES void vec_attend(const QueryBlock<float>& block) { attend(block); }
+DALLE_SIMD_CLONES void vec_attend(const QueryBlock<uint16_t>& block) { attend(block); }
 
 void vec_to_bf16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {

@@ -13,18 +13,32 @@ void vec_add(const float* x, float* y, int64_t n);  // y += x
 void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y);
 void vec_gelu(float* x, int64_t n);
 void vec_exp_shifted(float* x, int64_t n, float shift);  // x = exp(x - shift) in place (-inf -> 0)  // exact-erf GELU, in place (torch::gelu's default)
-// Attention of one query over `heads` heads: keys and values are rows `stride` elements apart,
-// head h at offset h * hd. It attends the `text` rows of text_k / text_v (shared by every row
-// with the same caption), then the `listed` rows of k / v in `list`. out[h * hd ...] =
-// softmax(q_h . k_h * scale) . v_h. Key-major: each key's row is read once for all heads.
-// `scores` is scratch for heads * (text + listed) floats. Keys and values are fp32 or bfloat16
-// bit patterns (the cache of the bf16 and int8 weight formats: half the bytes to read).
-void vec_attend(const float* q, const float* text_k, const float* text_v, int64_t text, const float* k,
-                const float* v, const int32_t* list, int64_t listed, int64_t stride, int64_t hd, int64_t heads,
-                float scale, float* scores, float* out);
-void vec_attend(const float* q, const uint16_t* text_k, const uint16_t* text_v, int64_t text, const uint16_t* k,
-                const uint16_t* v, const int32_t* list, int64_t listed, int64_t stride, int64_t hd, int64_t heads,
-                float scale, float* scores, float* out);
+// Attention of `queries` query rows that share their text keys (rows with one caption: a pool of
+// candidates, or the unconditioned half under guidance), over `heads` heads of hd channels.
+// Query r attends the `text` rows of text_k / text_v, then the `listed` rows of its own image
+// cache, k / v + r * kv_stride, in `list`:
+//   out_r[h * hd ...] = softmax(q_r,h . k_h * scale) . v_h.
+// Key and value rows are `stride` elements apart, fp32 or bfloat16 bit patterns (the cache of the
+// bf16 and int8 weight formats: half the bytes to read).
+template <class T>
+struct QueryBlock {
+  int64_t queries = 1;
+  const float* q = nullptr;  // query r at q + r * q_stride, head h at + h * hd
+  int64_t q_stride = 0;
+  const T *text_k = nullptr, *text_v = nullptr;
+  int64_t text = 0;
+  const T *k = nullptr, *v = nullptr;
+  int64_t kv_stride = 0;
+  const int32_t* list = nullptr;
+  int64_t listed = 0;
+  int64_t stride = 0, hd = 0, heads = 0;
+  float scale = 1;
+  float* scores = nullptr;  // scratch for queries * heads * (text + listed) floats
+  float* out = nullptr;     // output r at out + r * out_stride
+  int64_t out_stride = 0;
+};
+void vec_attend(const QueryBlock<float>& block);
+void vec_attend(const QueryBlock<uint16_t>& block);
 // fp32 -> bfloat16 bit patterns, rounding to nearest even.
 void vec_to_bf16(const float* x, uint16_t* y, int64_t n);
 
