@@ -185,6 +185,14 @@ TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {
   // A decoder is reusable with another batch size.
   EXPECT_LT((all_logits(fast, text.narrow(0, 0, 1), tokens.narrow(0, 0, 1)) - want.narrow(1, 0, 1)).abs().max().item<double>(),
             2e-4);
+  // Rows with one caption share its text keys (in blocks of consecutive rows): repeated and
+  // interleaved captions, each row with its own image tokens.
+  const torch::Tensor pick = torch::tensor({0, 0, 1, 0, 0, 0, 0, 2, 2}, torch::kLong);
+  const torch::Tensor shared = text.index_select(0, pick);
+  const torch::Tensor own = torch::randint(0, 10, {9, 12}, torch::kLong);
+  EXPECT_LT((all_logits(fast, shared, own) - all_logits(reference, shared, own)).abs().max().item<double>(), 2e-4);
+  PriorDecoder half(prior, WeightFormat::bf16);
+  EXPECT_LT((all_logits(half, shared, own) - all_logits(reference, shared, own)).abs().max().item<double>(), 0.1);
 }
 
 TEST(PriorDecoder, LowPrecisionWeightsKeepTheGreedyTokens) {

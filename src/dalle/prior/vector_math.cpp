@@ -1,6 +1,5 @@
 #include "dalle/prior/vector_math.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "dalle/util/simd.h"
