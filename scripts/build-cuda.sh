@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the `dalle` command against the CUDA libtorch of the PyTorch 2.x in python3 (as on the
-# GPU machines, PLATFORM.md) into build-cuda/. Tests and benchmarks stay CPU builds.
+# GPU machines, PLATFORM.md) into build-cuda/. Tests and benchmarks stay CPU builds. That libtorch
+# links its own oneDNN, so the decoder reaches oneDNN through it (DALLE_ONEDNN=OFF).
 # Usage: scripts/build-cuda.sh [DEBS]
 #   DEBS: a folder of .deb files from scripts/cuda-deps.sh, for a machine without Debian's
 #   libraries; they are unpacked into build-cuda/deps and found from there (also at run time:
@@ -23,5 +24,5 @@ fi
 # shellcheck disable=SC1091
 source build-cuda/env.sh
 cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  -DDALLE_BUILD_TESTS=OFF -DDALLE_BUILD_BENCH=OFF "${extra[@]}"
+  -DDALLE_BUILD_TESTS=OFF -DDALLE_BUILD_BENCH=OFF -DDALLE_ONEDNN=OFF "${extra[@]}"
 cmake --build build-cuda --target dalle -j"$(nproc)"

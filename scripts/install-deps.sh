@@ -13,6 +13,7 @@ set -euo pipefail
 CORE=(
   build-essential cmake ninja-build
   libtorch-dev            # libtorch 1.13 (CPU), with oneDNN for bf16
+  libdnnl-dev             # oneDNN's headers: the decoder calls it directly for bf16 batches
   libopenblas0-openmp     # fast fp32 BLAS matching libtorch's OpenMP (PLATFORM.md)
   libstb-dev              # image decode/encode
   libutf8proc-dev         # Unicode categories, NFC and lowercasing for the tokenizer

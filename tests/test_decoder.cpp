@@ -70,6 +70,14 @@ TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
         }
         const double err = (got - want).abs().max().item<double>();
         EXPECT_LT(err, f == WeightFormat::fp32 ? 1e-4 : f == WeightFormat::bf16 ? 0.1 : 0.25) << weight_format_name(f);
+        // The fused epilogues: GELU of the result, and the result added into y.
+        const PackedLinear layer(w, b, f);
+        torch::Tensor act = torch::empty({rows, 13}), sum = torch::randn({rows, 13});
+        const torch::Tensor before = sum.clone();
+        layer.apply(x.data_ptr<float>(), rows, act.data_ptr<float>(), Epilogue::gelu);
+        layer.apply(x.data_ptr<float>(), rows, sum.data_ptr<float>(), Epilogue::accumulate);
+        EXPECT_TRUE(torch::allclose(act, torch::gelu(got), 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
+        EXPECT_TRUE(torch::allclose(sum, before + got, 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
       }
     }
   }
@@ -161,10 +169,75 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
         }
         EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd << " " << text << " " << bf16;
       }
+  // The register-blocked kernel: the text keys also transposed (rows padded to 64 keys), head
+  // sizes of one to four vectors, one to four queries sharing the text, text runs of under one,
+  // exactly one and over two blocks of 64 keys; each against softmax(q K^T) V on the cache's values.
+  for (int64_t hd : {16, 32, 64})
+    for (int64_t queries : {1, 3, 4})
+      for (int64_t text : {5, 64, 130})
+        for (bool bf16 : {false, true}) {
+          torch::manual_seed(hd * 7 + queries + text);
+          const int64_t heads = 2, d = heads * hd, padded = (text + 63) / 64 * 64;
+          auto rounded = [&](const torch::Tensor& t) { return bf16 ? t.to(torch::kBFloat16).to(torch::kFloat32) : t; };
+          const torch::Tensor tk = rounded(torch::randn({text, d})), tv = torch::randn({text, d});
+          const torch::Tensor k = torch::randn({queries, 9, d}), v = torch::randn({queries, 9, d});
+          const torch::Tensor q = torch::randn({queries, d});
+          const std::vector<int32_t> list = {4, 0, 8, 2, 7};
+          const torch::Tensor listed = torch::tensor({4, 0, 8, 2, 7}, torch::kLong);
+          torch::Tensor kt = torch::zeros({d, padded});
+          kt.narrow(1, 0, text).copy_(tk.t());
+          std::vector<torch::Tensor> rows;
+          for (int64_t r = 0; r < queries; ++r) {
+            const torch::Tensor keys = rounded(torch::cat({tk, k[r].index_select(0, listed)}));
+            const torch::Tensor values = rounded(torch::cat({tv, v[r].index_select(0, listed)}));
+            for (int64_t h = 0; h < heads; ++h) {
+              const torch::Tensor kh = keys.narrow(1, h * hd, hd), vh = values.narrow(1, h * hd, hd);
+              rows.push_back(torch::softmax(kh.matmul(q[r].narrow(0, h * hd, hd)) * 0.2f, 0).matmul(vh));
+            }
+          }
+          const torch::Tensor want = torch::cat(rows).view({queries, d});
+          torch::Tensor got = torch::empty({queries, d}), scores = torch::empty({queries * heads * (text + 5)});
+          auto run = [&](auto* tv_data, auto* k_data, auto* v_data) {
+            QueryBlock<std::remove_const_t<std::remove_pointer_t<decltype(tv_data)>>> b;
+            b.queries = queries;
+            b.q = q.data_ptr<float>();
+            b.q_stride = d;
+            b.text_v = tv_data;
+            b.text_kt = kt.data_ptr<float>();
+            b.text_kt_stride = padded;
+            b.text = text;
+            b.k = k_data;
+            b.v = v_data;
+            b.kv_stride = 9 * d;
+            b.list = list.data();
+            b.listed = 5;
+            b.stride = d;
+            b.hd = hd;
+            b.heads = heads;
+            b.scale = 0.2f;
+            b.scores = scores.data_ptr<float>();
+            b.out = got.data_ptr<float>();
+            b.out_stride = d;
+            vec_attend(b);
+          };
+          if (bf16) {
+            auto bits = [](const torch::Tensor& t) {
+              const torch::Tensor c = t.contiguous();
+              std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
+              vec_to_bf16(c.data_ptr<float>(), out.data(), c.numel());
+              return out;
+            };
+            const auto tv16 = bits(tv), k16 = bits(k), v16 = bits(v);
+            run(tv16.data(), k16.data(), v16.data());
+          } else {
+            run(tv.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>());
+          }
+          EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << hd << " " << queries << " " << text << " " << bf16;
+        }
   // vec_to_bf16 rounds to nearest even, as libtorch's conversion does.
   const torch::Tensor wide = torch::randn({1000}) * 100;
   std::vector<uint16_t> half(1000);
-  vec_to_bf16(wide.data_ptr<float>(), half.data(), 1000);
+  vec_to_bf16(wide.data_ptr<float>(), half.data(), 1000);  // vectors and a scalar tail
   const torch::Tensor want_bits = wide.to(torch::kBFloat16);
   EXPECT_EQ(std::memcmp(half.data(), want_bits.data_ptr(), 2000), 0);
 }

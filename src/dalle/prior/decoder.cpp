@@ -122,7 +122,6 @@ void PriorDecoder::reserve(int64_t rows, int64_t chunk) {
     qkv_.resize(3 * m * d);
     att_.resize(m * d);
     mlp_.resize(4 * m * d);
-    branch_.resize(m * d);
   }
   if (rows != rows_) {
     keys_.assign(layers_.size(), {});
@@ -172,6 +171,14 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
         owner = o;
     text_owner_[static_cast<size_t>(r)] = owner;
   }
+  owner_slot_.assign(static_cast<size_t>(rows), 0);
+  int64_t captions = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    owner_slot_[static_cast<size_t>(r)] =
+        text_owner_[static_cast<size_t>(r)] == r ? captions++ : owner_slot_[static_cast<size_t>(text_owner_[static_cast<size_t>(r)])];
+  text_kt_stride_ = (text_len_ + 63) / 64 * 64;
+  text_kt_.resize(layers_.size());
+  for (auto& kt : text_kt_) kt.assign(static_cast<size_t>(captions * d_ * text_kt_stride_), 0.0f);
   query_blocks_.clear();
   for (int64_t r = 0; r < rows; ++r) {
     auto& last = query_blocks_.empty() ? query_blocks_.emplace_back(r, 0) : query_blocks_.back();
@@ -235,6 +242,13 @@ void PriorDecoder::attend(size_t layer, int64_t position, int64_t chunk, int64_t
 namespace {
 void store_row(const float* x, float* y, int64_t n) { std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n)); }
 void store_row(const float* x, uint16_t* y, int64_t n) { vec_to_bf16(x, y, n); }
+float as_float(float x) { return x; }
+float as_float(uint16_t bits) {
+  const uint32_t wide = uint32_t(bits) << 16;
+  float f;
+  std::memcpy(&f, &wide, sizeof f);
+  return f;
+}
 }  // namespace
 
 template <class T>
@@ -243,12 +257,17 @@ void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, in
   const size_t m = static_cast<size_t>(mask);
   const int64_t d = d_, hd = d_ / heads_, cap = capacity_[m];
   const int64_t stored = storage_of(mask, position);
+  const bool image = position >= text_len_;
   for (int64_t r = 0; r < rows_; ++r) {
     const float* qkv = &qkv_[static_cast<size_t>((r * chunk + c) * 3 * d)];
-    store_row(qkv + d, keys + (r * cap + stored) * d, d);
+    T* key = keys + (r * cap + stored) * d;
+    store_row(qkv + d, key, d);
     store_row(qkv + 2 * d, values + (r * cap + stored) * d, d);
+    if (!image && text_owner_[static_cast<size_t>(r)] == r) {  // the caption's transposed copy, as cached
+      float* kt = &text_kt_[layer][static_cast<size_t>(owner_slot_[static_cast<size_t>(r)] * d * text_kt_stride_ + position)];
+      for (int64_t i = 0; i < d; ++i) kt[i * text_kt_stride_] = as_float(key[i]);
+    }
   }
-  const bool image = position >= text_len_;
   const int64_t text_keys = image ? text_len_ : position + 1;
   static const std::vector<int32_t> none;
   const std::vector<int32_t>& image_keys = image ? image_keys_[m][static_cast<size_t>(position - text_len_)] : none;
@@ -271,6 +290,8 @@ void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, in
       block.q_stride = chunk * 3 * d;
       block.text_k = keys + owner * cap * d + h * hd;
       block.text_v = values + owner * cap * d + h * hd;
+      block.text_kt = &text_kt_[layer][static_cast<size_t>((owner_slot_[static_cast<size_t>(r)] * d + h * hd) * text_kt_stride_)];
+      block.text_kt_stride = text_kt_stride_;
       block.text = text_keys;
       block.k = keys + r * cap * d + h * hd;
       block.v = values + r * cap * d + h * hd;
@@ -304,15 +325,12 @@ torch::Tensor PriorDecoder::run(int64_t first, int64_t chunk) {
     });
     layer.qkv.apply(h_.data(), m, qkv_.data());
     for (int64_t c = 0; c < chunk; ++c) attend(l, first + c, chunk, c);
-    layer.attn_proj.apply(att_.data(), m, branch_.data());
+    layer.attn_proj.apply(att_.data(), m, x_.data(), Epilogue::accumulate);
     rows_parallel([&](int64_t i) {
-      vec_add(&branch_[i * d], &x_[i * d], d);
       vec_layer_norm(&x_[i * d], layer.ln2.weight.data(), layer.ln2.bias.data(), layer.ln2.eps, d, &h_[i * d]);
     });
-    layer.fc.apply(h_.data(), m, mlp_.data());
-    rows_parallel([&](int64_t i) { vec_gelu(&mlp_[i * 4 * d], 4 * d); });
-    layer.mlp_proj.apply(mlp_.data(), m, branch_.data());
-    rows_parallel([&](int64_t i) { vec_add(&branch_[i * d], &x_[i * d], d); });
+    layer.fc.apply(h_.data(), m, mlp_.data(), Epilogue::gelu);
+    layer.mlp_proj.apply(mlp_.data(), m, x_.data(), Epilogue::accumulate);
   }
   for (int64_t r = 0; r < rows_; ++r)
     vec_layer_norm(&x_[(r * chunk + chunk - 1) * d], ln_f_.weight.data(), ln_f_.bias.data(), ln_f_.eps, d, &last_[r * d]);

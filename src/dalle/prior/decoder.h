@@ -93,13 +93,18 @@ class PriorDecoder : public ImageTokenDecoder {
 
   int64_t rows_ = 0, length_ = 0;
   std::vector<int64_t> text_owner_;  // per row: the first row with the same caption
+  std::vector<int64_t> owner_slot_;  // per row: its caption's index among the distinct captions
+  // Per layer, per distinct caption: the text keys transposed, [d, text_kt_stride] (text
+  // positions padded with zeros to a multiple of 64), for the attention kernel's register blocks.
+  int64_t text_kt_stride_ = 0;
+  std::vector<std::vector<float>> text_kt_;
   std::vector<std::pair<int64_t, int64_t>> query_blocks_;  // (first row, rows): consecutive rows of one caption
   // The KV cache, per layer [rows, capacity, d]: fp32 for fp32 weights, else bfloat16 (the step
   // at a batch of candidates reads it from memory; half the bytes is close to half the time).
   bool bf16_cache_;
   std::vector<std::vector<float>> keys_, values_;
   std::vector<std::vector<uint16_t>> keys16_, values16_;
-  std::vector<float> x_, h_, qkv_, att_, mlp_, branch_, scores_, last_, logits_;
+  std::vector<float> x_, h_, qkv_, att_, mlp_, scores_, last_, logits_;
 };
 
 }  // namespace dalle

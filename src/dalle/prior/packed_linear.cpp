@@ -11,6 +11,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+#include "dalle/prior/onednn_matmul.h"
+#include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
 #include "dalle/util/simd.h"
 
@@ -111,11 +113,13 @@ DALLE_SIMD_INLINE void panel_block(const W* panel, int64_t in, const float* x, v
   }
 }
 
-// Panels [p_begin, p_end) for every row: y = acc * scale + bias (scale and bias padded to whole
-// panels). The panel stays in cache while all row blocks use it.
+// Panels [p_begin, p_end) for every row: y = acc * scale + bias, or y += that when
+// `accumulate` (scale and bias padded to whole panels). The panel stays in cache while all row
+// blocks use it.
 template <class W>
 DALLE_SIMD_INLINE void linear_range(const W* w, const float* scale, const float* bias, const float* x, int64_t rows,
-                                    int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
+                                    int64_t in, int64_t out, float* y, bool accumulate, int64_t p_begin,
+                                    int64_t p_end) {
   vf acc[kRowBlock][kGroups];
   for (int64_t p = p_begin; p < p_end; ++p) {
     const W* panel = w + p * in * kPanel;
@@ -135,11 +139,12 @@ DALLE_SIMD_INLINE void linear_range(const W* w, const float* scale, const float*
           const vf v = acc[r][g] * load(scale + o) + load(bias + o);
           float* dst = y + (r0 + r) * out + o;
           if (valid == kPanel) {
-            store(dst, v);
+            store(dst, accumulate ? load(dst) + v : v);
           } else if (g * kLanes < valid) {  // the last, partial panel
             float lanes[kLanes];
             store(lanes, v);
-            std::memcpy(dst, lanes, sizeof(float) * std::min<int64_t>(kLanes, valid - g * kLanes));
+            const int64_t n = std::min<int64_t>(kLanes, valid - g * kLanes);
+            for (int64_t i = 0; i < n; ++i) dst[i] = accumulate ? dst[i] + lanes[i] : lanes[i];
           }
         }
     }
@@ -147,32 +152,37 @@ DALLE_SIMD_INLINE void linear_range(const W* w, const float* scale, const float*
 }
 
 DALLE_SIMD_CLONES void linear_range_f32(const float* w, const float* scale, const float* bias, const float* x,
-                                        int64_t rows, int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
-  linear_range(w, scale, bias, x, rows, in, out, y, p_begin, p_end);
+                                        int64_t rows, int64_t in, int64_t out, float* y, bool accumulate,
+                                        int64_t p_begin, int64_t p_end) {
+  linear_range(w, scale, bias, x, rows, in, out, y, accumulate, p_begin, p_end);
 }
 DALLE_SIMD_CLONES void linear_range_bf16(const uint16_t* w, const float* scale, const float* bias, const float* x,
-                                         int64_t rows, int64_t in, int64_t out, float* y, int64_t p_begin,
-                                         int64_t p_end) {
-  linear_range(w, scale, bias, x, rows, in, out, y, p_begin, p_end);
+                                         int64_t rows, int64_t in, int64_t out, float* y, bool accumulate,
+                                         int64_t p_begin, int64_t p_end) {
+  linear_range(w, scale, bias, x, rows, in, out, y, accumulate, p_begin, p_end);
 }
 void linear_range_int8_base(const int8_t* w, const float* scale, const float* bias, const float* x, int64_t rows,
-                            int64_t in, int64_t out, float* y, int64_t p_begin, int64_t p_end) {
-  linear_range(reinterpret_cast<const Q8<kIsaBase>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+                            int64_t in, int64_t out, float* y, bool accumulate, int64_t p_begin, int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaBase>*>(w), scale, bias, x, rows, in, out, y, accumulate, p_begin, p_end);
 }
 using Int8Kernel = void (*)(const int8_t*, const float*, const float*, const float*, int64_t, int64_t, int64_t, float*,
-                            int64_t, int64_t);
+                            bool, int64_t, int64_t);
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target("avx512f"), flatten)) void linear_range_int8_avx512(const int8_t* w, const float* scale,
                                                                           const float* bias, const float* x,
                                                                           int64_t rows, int64_t in, int64_t out,
-                                                                          float* y, int64_t p_begin, int64_t p_end) {
-  linear_range(reinterpret_cast<const Q8<kIsaAvx512>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+                                                                          float* y, bool accumulate, int64_t p_begin,
+                                                                          int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaAvx512>*>(w), scale, bias, x, rows, in, out, y, accumulate, p_begin,
+               p_end);
 }
 __attribute__((target("avx2,fma"), flatten)) void linear_range_int8_avx2(const int8_t* w, const float* scale,
                                                                          const float* bias, const float* x,
                                                                          int64_t rows, int64_t in, int64_t out,
-                                                                         float* y, int64_t p_begin, int64_t p_end) {
-  linear_range(reinterpret_cast<const Q8<kIsaAvx2>*>(w), scale, bias, x, rows, in, out, y, p_begin, p_end);
+                                                                         float* y, bool accumulate, int64_t p_begin,
+                                                                         int64_t p_end) {
+  linear_range(reinterpret_cast<const Q8<kIsaAvx2>*>(w), scale, bias, x, rows, in, out, y, accumulate, p_begin,
+               p_end);
 }
 Int8Kernel pick_int8_kernel() {
   if (__builtin_cpu_supports("avx512f")) return linear_range_int8_avx512;
@@ -215,8 +225,12 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     case WeightFormat::bf16: {
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
       w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
-      gemm_weight_ = h;
-      gemm_bias_ = torch::from_blob(bias_.data(), {out_}, torch::kFloat32).clone();
+      if (OnednnMatmul::available()) {
+        onednn_ = std::make_shared<OnednnMatmul>(reinterpret_cast<const uint16_t*>(h.data_ptr()), bias_.data(), in_, out_);
+      } else {
+        gemm_weight_ = h;
+        gemm_bias_ = torch::from_blob(bias_.data(), {out_}, torch::kFloat32).clone();
+      }
       break;
     }
     case WeightFormat::int8: {
@@ -235,28 +249,36 @@ int64_t PackedLinear::weight_bytes() const {
   return format_ == WeightFormat::fp32 ? 4 * n : format_ == WeightFormat::bf16 ? 2 * n : n + 4 * out_;
 }
 
-void PackedLinear::apply(const float* x, int64_t rows, float* y) const {
+void PackedLinear::apply(const float* x, int64_t rows, float* y, Epilogue epilogue) const {
+  if (rows >= kGemmRows && onednn_) return onednn_->run(x, rows, y, epilogue);
   if (rows >= kGemmRows && gemm_weight_.defined()) {
     const torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {rows, in_}, torch::kFloat32);
     torch::Tensor yt = torch::from_blob(y, {rows, out_}, torch::kFloat32);
-    yt.copy_(torch::nn::functional::linear(xt.to(gemm_weight_.scalar_type()), gemm_weight_));
-    yt.add_(gemm_bias_);
+    torch::Tensor r = torch::nn::functional::linear(xt.to(gemm_weight_.scalar_type()), gemm_weight_).to(torch::kFloat32);
+    r.add_(gemm_bias_);
+    if (epilogue == Epilogue::accumulate) yt.add_(r);
+    else yt.copy_(epilogue == Epilogue::gelu ? torch::gelu(r) : r);
     return;
   }
   const int64_t panels = (out_ + kPanel - 1) / kPanel;
+  const bool accumulate = epilogue == Epilogue::accumulate;
   // Enough multiply-adds per task that a thread hand-off (a few microseconds) stays small.
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, in_ * rows * kPanel));
   at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
     switch (format_) {
       case WeightFormat::fp32:
-        linear_range_f32(w32_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
+        linear_range_f32(w32_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, accumulate, p0, p1);
         break;
       case WeightFormat::bf16:
-        linear_range_bf16(w16_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
+        linear_range_bf16(w16_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, accumulate, p0, p1);
         break;
       case WeightFormat::int8:
-        linear_range_int8(w8_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, p0, p1);
+        linear_range_int8(w8_.data(), scale_.data(), bias_.data(), x, rows, in_, out_, y, accumulate, p0, p1);
         break;
+    }
+    if (epilogue == Epilogue::gelu) {  // this task's columns of every row
+      const int64_t o0 = p0 * kPanel, n = std::min(out_, p1 * kPanel) - o0;
+      for (int64_t r = 0; r < rows; ++r) vec_gelu(y + r * out_ + o0, n);
     }
   });
 }

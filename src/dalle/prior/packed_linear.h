@@ -10,6 +10,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ struct Int8Weight {
 Int8Weight quantize_int8(const torch::Tensor& weight);
 torch::Tensor dequantize_int8(const Int8Weight& w);  // [out, in] fp32
 
+// What a linear layer does with its result y' = W x + b: store it, store GELU(y') (the MLP's
+// hidden layer), or add it into y (a residual branch joining the stream).
+enum class Epilogue { store, gelu, accumulate };
+
+class OnednnMatmul;
+
 class PackedLinear {
  public:
   PackedLinear() = default;
@@ -38,8 +45,9 @@ class PackedLinear {
   PackedLinear(const torch::Tensor& weight, const torch::Tensor& bias, WeightFormat format,
                const Int8Weight* int8 = nullptr);
 
-  // y[r, :] = W x[r, :] + b for r < rows; x [rows, in], y [rows, out], row-major fp32.
-  void apply(const float* x, int64_t rows, float* y) const;
+  // y[r, :] = W x[r, :] + b for r < rows (then the epilogue); x [rows, in], y [rows, out],
+  // row-major fp32.
+  void apply(const float* x, int64_t rows, float* y, Epilogue epilogue = Epilogue::store) const;
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
@@ -55,8 +63,10 @@ class PackedLinear {
   std::vector<int8_t> w8_;
   std::vector<float> scale_;  // per output channel (1 unless int8), padded to whole panels
   std::vector<float> bias_;   // zeros when the layer has none, padded likewise
-  // bf16 also keeps [out, in] row-major for oneDNN's bf16 GEMM, which beats the panel kernel
-  // from kGemmRows rows on (packed_linear.cpp).
+  // bf16 also keeps its weights for oneDNN's bf16 GEMM, which beats the panel kernel from
+  // kGemmRows rows on (packed_linear.cpp): called directly where the build has oneDNN, else
+  // through libtorch ([out, in] row-major).
+  std::shared_ptr<OnednnMatmul> onednn_;
   torch::Tensor gemm_weight_, gemm_bias_;
 };
 

@@ -1,5 +1,6 @@
 #include "dalle/prior/vector_math.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "dalle/util/simd.h"
@@ -178,13 +179,118 @@ DALLE_SIMD_INLINE void attend(const QueryBlock<T>& a) {
     }
 }
 
+// Register-blocked: head size 16 * NV, Q queries. Per head, the Q x 64 scores of a run of 64
+// text keys accumulate in Q x 4 registers over the head's channels (each transposed key row
+// loaded once for all queries); each query's output (NV registers) accumulates over the text
+// values (each loaded once for all queries) and then its own image values.
+template <int NV, int Q, class T>
+DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
+  constexpr int64_t hd = NV * kLanes;
+  const int64_t n = a.text + a.listed;
+  for (int64_t h = 0; h < a.heads; ++h) {
+    const float* q[Q];
+    float* s[Q];
+    for (int r = 0; r < Q; ++r) {
+      q[r] = a.q + r * a.q_stride + h * hd;
+      s[r] = a.scores + (r * a.heads + h) * n;
+    }
+    const float* kt = a.text_kt + h * hd * a.text_kt_stride;
+    for (int64_t j0 = 0; j0 < a.text; j0 += 4 * kLanes) {
+      vf acc[Q][4] = {};
+      for (int64_t c = 0; c < hd; ++c) {
+        const float* row = kt + c * a.text_kt_stride + j0;
+        const vf k0 = load(row), k1 = load(row + kLanes), k2 = load(row + 2 * kLanes), k3 = load(row + 3 * kLanes);
+        for (int r = 0; r < Q; ++r) {
+          const vf b = splat(q[r][c]);
+          acc[r][0] += b * k0;
+          acc[r][1] += b * k1;
+          acc[r][2] += b * k2;
+          acc[r][3] += b * k3;
+        }
+      }
+      const size_t keys = static_cast<size_t>(std::min<int64_t>(4 * kLanes, a.text - j0));
+      for (int r = 0; r < Q; ++r) {
+        float tmp[4 * kLanes];
+        for (int u = 0; u < 4; ++u) store(tmp + u * kLanes, acc[r][u] * a.scale);
+        std::memcpy(s[r] + j0, tmp, sizeof(float) * keys);
+      }
+    }
+    for (int r = 0; r < Q; ++r) {
+      vf qv[NV];
+      for (int u = 0; u < NV; ++u) qv[u] = load(q[r] + u * kLanes);
+      const T* k = a.k + r * a.kv_stride + h * hd;
+      for (int64_t i = 0; i < a.listed; ++i) {
+        const T* kr = k + int64_t(a.list[i]) * a.stride;
+        vf acc = qv[0] * load_any(kr);
+        for (int u = 1; u < NV; ++u) acc += qv[u] * load_any(kr + u * kLanes);
+        s[r][a.text + i] = lane_sum(acc) * a.scale;
+      }
+      float max = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) max = s[r][j] > max ? s[r][j] : max;
+      map_in_place(s[r], n, ExpShifted{max});
+      float sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += s[r][j];
+      map_in_place(s[r], n, Scale{1.0f / sum});
+    }
+    vf out[Q][NV] = {};
+    const T* tv = a.text_v + h * hd;
+    for (int64_t j = 0; j < a.text; ++j) {
+      vf v[NV];
+      for (int u = 0; u < NV; ++u) v[u] = load_any(tv + j * a.stride + u * kLanes);
+      for (int r = 0; r < Q; ++r) {
+        const vf p = splat(s[r][j]);
+        for (int u = 0; u < NV; ++u) out[r][u] += p * v[u];
+      }
+    }
+    for (int r = 0; r < Q; ++r) {
+      const T* v = a.v + r * a.kv_stride + h * hd;
+      for (int64_t i = 0; i < a.listed; ++i) {
+        const T* vr = v + int64_t(a.list[i]) * a.stride;
+        const vf p = splat(s[r][a.text + i]);
+        for (int u = 0; u < NV; ++u) out[r][u] += p * load_any(vr + u * kLanes);
+      }
+      float* o = a.out + r * a.out_stride + h * hd;
+      for (int u = 0; u < NV; ++u) store(o + u * kLanes, out[r][u]);
+    }
+  }
+}
+
+template <int NV, class T>
+DALLE_SIMD_INLINE void attend_queries(const QueryBlock<T>& a) {
+  switch (a.queries) {
+    case 1: return attend_blocked<NV, 1>(a);
+    case 2: return attend_blocked<NV, 2>(a);
+    case 3: return attend_blocked<NV, 3>(a);
+    default: return attend_blocked<NV, 4>(a);
+  }
+}
+
+template <class T>
+DALLE_SIMD_INLINE void attend_any(const QueryBlock<T>& a) {
+  if (!a.text_kt || a.queries > 4 || a.hd % kLanes != 0) return attend(a);
+  switch (a.hd / kLanes) {
+    case 1: return attend_queries<1>(a);
+    case 2: return attend_queries<2>(a);
+    case 3: return attend_queries<3>(a);
+    case 4: return attend_queries<4>(a);
+    default: return attend(a);
+  }
+}
+
 }  // namespace
 
-DALLE_SIMD_CLONES void vec_attend(const QueryBlock<float>& block) { attend(block); }
-DALLE_SIMD_CLONES void vec_attend(const QueryBlock<uint16_t>& block) { attend(block); }
+DALLE_SIMD_CLONES void vec_attend(const QueryBlock<float>& block) { attend_any(block); }
+DALLE_SIMD_CLONES void vec_attend(const QueryBlock<uint16_t>& block) { attend_any(block); }
 
-void vec_to_bf16(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
+DALLE_SIMD_CLONES void vec_to_bf16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    vu32 bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    const vu16 h = __builtin_convertvector((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16, vu16);
+    std::memcpy(y + i, &h, sizeof h);
+  }
+  for (; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, &x[i], sizeof bits);
     y[i] = static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);  // round to nearest even

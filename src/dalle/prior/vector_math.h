@@ -20,12 +20,18 @@ void vec_exp_shifted(float* x, int64_t n, float shift);  // x = exp(x - shift) i
 //   out_r[h * hd ...] = softmax(q_r,h . k_h * scale) . v_h.
 // Key and value rows are `stride` elements apart, fp32 or bfloat16 bit patterns (the cache of the
 // bf16 and int8 weight formats: half the bytes to read).
+// With `text_kt` (the text keys transposed: head h's channel c of key j at
+// text_kt[(h * hd + c) * text_kt_stride + j], rows zero-padded to a multiple of 64 keys) and a
+// head size of 16, 32, 48 or 64, the kernel keeps every partial sum in registers: scores of 64
+// text keys at a time without horizontal sums, each query's output accumulated over all its keys.
 template <class T>
 struct QueryBlock {
-  int64_t queries = 1;
+  int64_t queries = 1;  // at most 4 for the register-blocked kernel
   const float* q = nullptr;  // query r at q + r * q_stride, head h at + h * hd
   int64_t q_stride = 0;
   const T *text_k = nullptr, *text_v = nullptr;
+  const float* text_kt = nullptr;
+  int64_t text_kt_stride = 0;
   int64_t text = 0;
   const T *k = nullptr, *v = nullptr;
   int64_t kv_stride = 0;
