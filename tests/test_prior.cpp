@@ -236,6 +236,25 @@ TEST(Sampler, DrawsInProportionToTheKeptSoftmaxWhateverTheThreadCount) {
   const torch::Tensor want = torch::tensor({0.3, 0.1, 0.0, 0.4, 0.2}, torch::kDouble);
   EXPECT_LT((freq - want).abs().max().item<double>(), 0.03) << freq;  // 5 standard deviations
   EXPECT_EQ(counts[2].item<double>(), 0);
+  // A vocabulary of several blocks (the draw scans block sums, then one block): mass in the
+  // first, a middle and the last, partial block; then the last block dropped by top_k.
+  for (int k : {0, 2}) {
+    torch::Tensor wide = torch::full({300}, -30.0f);
+    wide[3] = std::log(0.25f);
+    wide[130] = std::log(0.5f);
+    wide[299] = std::log(k == 0 ? 0.25f : 0.01f);
+    SamplerSettings ks;
+    ks.top_k = k;
+    const torch::Tensor rows = wide.unsqueeze(0).expand({64, 300}).contiguous();
+    torch::Tensor hits = torch::zeros({300}, torch::kDouble);
+    for (int i = 0; i < 100; ++i) hits.index_add_(0, sample_logits(rows, ks, gen), torch::ones({64}, torch::kDouble));
+    const torch::Tensor f = hits / hits.sum();
+    // top_k = 2 keeps 0.25 and 0.5: renormalised to 1/3 and 2/3.
+    EXPECT_NEAR(f[3].item<double>(), k == 0 ? 0.25 : 1.0 / 3, 0.03) << k;
+    EXPECT_NEAR(f[130].item<double>(), k == 0 ? 0.5 : 2.0 / 3, 0.03) << k;
+    EXPECT_NEAR(f[299].item<double>(), k == 0 ? 0.25 : 0.0, 0.03) << k;
+    EXPECT_NEAR((f[3] + f[130] + f[299]).item<double>(), 1.0, 1e-9) << k;
+  }
   // One uniform number per row, drawn before the rows split across threads.
   const torch::Tensor many = torch::randn({33, 300}) * 3;
   const int threads = at::get_num_threads();

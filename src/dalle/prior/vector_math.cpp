@@ -109,6 +109,32 @@ DALLE_SIMD_CLONES void vec_gelu(float* x, int64_t n) { map_in_place(x, n, Gelu{}
 
 DALLE_SIMD_CLONES void vec_exp_shifted(float* x, int64_t n, float shift) { map_in_place(x, n, ExpShifted{shift}); }
 
+DALLE_SIMD_CLONES float vec_scale_max(const float* x, float factor, float* y, int64_t n) {
+  vf mv = splat(-INFINITY);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const vf v = load(x + i) * factor;
+    store(y + i, v);
+    mv = v > mv ? v : mv;
+  }
+  float max = -INFINITY;
+  for (int u = 0; u < kLanes; ++u) max = mv[u] > max ? mv[u] : max;
+  for (; i < n; ++i) {
+    y[i] = x[i] * factor;
+    max = y[i] > max ? y[i] : max;
+  }
+  return max;
+}
+
+DALLE_SIMD_CLONES float vec_sum(const float* x, int64_t n) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
+  float sum = lane_sum(acc);
+  for (; i < n; ++i) sum += x[i];
+  return sum;
+}
+
 namespace {
 
 DALLE_SIMD_INLINE vf load_any(const float* p) { return load(p); }
@@ -179,6 +205,26 @@ DALLE_SIMD_INLINE void attend(const QueryBlock<T>& a) {
     }
 }
 
+// Over lanes, then across them: a scalar max or sum over a row is one long dependency chain.
+DALLE_SIMD_INLINE void softmax_in_place(float* s, int64_t n) {
+  vf mv = splat(-INFINITY);
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const vf x = load(s + j);
+    mv = x > mv ? x : mv;
+  }
+  float max = -INFINITY;
+  for (int u = 0; u < kLanes; ++u) max = mv[u] > max ? mv[u] : max;
+  for (; j < n; ++j) max = s[j] > max ? s[j] : max;
+  map_in_place(s, n, ExpShifted{max});
+  vf sv = {};
+  j = 0;
+  for (; j + kLanes <= n; j += kLanes) sv += load(s + j);
+  float sum = lane_sum(sv);
+  for (; j < n; ++j) sum += s[j];
+  map_in_place(s, n, Scale{1.0f / sum});
+}
+
 // Register-blocked: head size 16 * NV, Q queries. Per head, the Q x 64 scores of a run of 64
 // text keys accumulate in Q x 4 registers over the head's channels (each transposed key row
 // loaded once for all queries); each query's output (NV registers) accumulates over the text
@@ -208,11 +254,15 @@ DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
           acc[r][3] += b * k3;
         }
       }
-      const size_t keys = static_cast<size_t>(std::min<int64_t>(4 * kLanes, a.text - j0));
+      const int64_t keys = std::min<int64_t>(4 * kLanes, a.text - j0);
       for (int r = 0; r < Q; ++r) {
+        if (keys == 4 * kLanes) {
+          for (int u = 0; u < 4; ++u) store(s[r] + j0 + u * kLanes, acc[r][u] * a.scale);
+          continue;
+        }
         float tmp[4 * kLanes];
         for (int u = 0; u < 4; ++u) store(tmp + u * kLanes, acc[r][u] * a.scale);
-        std::memcpy(s[r] + j0, tmp, sizeof(float) * keys);
+        for (int64_t j = 0; j < keys; ++j) s[r][j0 + j] = tmp[j];
       }
     }
     for (int r = 0; r < Q; ++r) {
@@ -225,12 +275,7 @@ DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
         for (int u = 1; u < NV; ++u) acc += qv[u] * load_any(kr + u * kLanes);
         s[r][a.text + i] = lane_sum(acc) * a.scale;
       }
-      float max = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) max = s[r][j] > max ? s[r][j] : max;
-      map_in_place(s[r], n, ExpShifted{max});
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += s[r][j];
-      map_in_place(s[r], n, Scale{1.0f / sum});
+      softmax_in_place(s[r], n);
     }
     vf out[Q][NV] = {};
     const T* tv = a.text_v + h * hd;

@@ -12,6 +12,8 @@ void vec_add(const float* x, float* y, int64_t n);  // y += x
 // y = (x - mean) / sqrt(var + eps) * weight + bias over one row of n.
 void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y);
 void vec_gelu(float* x, int64_t n);
+float vec_scale_max(const float* x, float factor, float* y, int64_t n);  // y = x * factor; returns max(y)
+float vec_sum(const float* x, int64_t n);
 void vec_exp_shifted(float* x, int64_t n, float shift);  // x = exp(x - shift) in place (-inf -> 0)  // exact-erf GELU, in place (torch::gelu's default)
 // Attention of `queries` query rows that share their text keys (rows with one caption: a pool of
 // candidates, or the unconditioned half under guidance), over `heads` heads of hd channels.

@@ -16,9 +16,12 @@ namespace dalle {
 namespace {
 
 struct RowScratch {
-  std::vector<float> weights, sorted;
+  std::vector<float> weights, sorted, block_sums;
   std::vector<int32_t> order;
 };
+// The inversion scans block sums first, then one block: a running sum over the whole vocabulary
+// is one long dependency chain.
+constexpr int64_t kBlock = 64;
 
 // One row: keeps the top_k largest logits (ties with the k-th stay), then the smallest set of
 // the most likely tokens whose mass reaches top_p (the token that crosses p stays, and always the
@@ -28,30 +31,33 @@ struct RowScratch {
 int64_t sample_row(const float* logits, int64_t vocab, const SamplerSettings& s, double u, RowScratch& w) {
   std::vector<float>& p = w.weights;
   p.resize(static_cast<size_t>(vocab));
-  const float inv_t = static_cast<float>(1.0 / s.temperature);
-  float max = -INFINITY;
-  for (int64_t i = 0; i < vocab; ++i) {
-    p[i] = logits[i] * inv_t;
-    max = p[i] > max ? p[i] : max;
-  }
-  float floor = -INFINITY;  // logits below it are dropped
-  if (s.top_k > 0 && s.top_k < vocab) {
+  const float max = vec_scale_max(logits, static_cast<float>(1.0 / s.temperature), p.data(), vocab);
+  if (s.top_k > 0 && s.top_k < vocab) {  // logits below the k-th largest are dropped
     w.sorted.assign(p.begin(), p.end());
     std::nth_element(w.sorted.begin(), w.sorted.begin() + (s.top_k - 1), w.sorted.end(), std::greater<float>());
-    floor = w.sorted[static_cast<size_t>(s.top_k - 1)];
+    const float floor = w.sorted[static_cast<size_t>(s.top_k - 1)];
+    for (int64_t i = 0; i < vocab; ++i)
+      if (p[i] < floor) p[i] = -INFINITY;
   }
-  for (int64_t i = 0; i < vocab; ++i)
-    if (p[i] < floor) p[i] = -INFINITY;
   vec_exp_shifted(p.data(), vocab, max);
-  double sum = 0;
-  for (int64_t i = 0; i < vocab; ++i) sum += p[i];
+  const int64_t blocks = (vocab + kBlock - 1) / kBlock;
+  w.block_sums.resize(static_cast<size_t>(blocks));
+  auto block_sums = [&] {
+    double total = 0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      w.block_sums[b] = vec_sum(p.data() + b * kBlock, std::min(kBlock, vocab - b * kBlock));
+      total += w.block_sums[b];
+    }
+    return total;
+  };
+  double sum = block_sums();
   if (!(sum > 0) || !std::isfinite(sum)) throw Error("sampling: the logits are not finite numbers");
   if (s.top_p < 1.0) {
     w.order.clear();
     for (int64_t i = 0; i < vocab; ++i)
       if (p[i] > 0) w.order.push_back(static_cast<int32_t>(i));
     std::sort(w.order.begin(), w.order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    double before = 0, kept = 0;
+    double before = 0, kept = 0;  // kept < sum: some were dropped
     for (size_t j = 0; j < w.order.size(); ++j) {
       float& pj = p[static_cast<size_t>(w.order[j])];
       const double mass = pj;
@@ -59,16 +65,24 @@ int64_t sample_row(const float* logits, int64_t vocab, const SamplerSettings& s,
       before += mass;
       kept += pj;
     }
-    sum = kept;
+    if (kept < sum) sum = block_sums();
   }
   const double target = u * sum;
+  int64_t last_block = blocks - 1;
+  while (last_block > 0 && !(w.block_sums[last_block] > 0)) --last_block;
   double running = 0;
   int64_t last = 0;
-  for (int64_t i = 0; i < vocab; ++i) {
-    if (p[i] <= 0) continue;
-    running += p[i];
-    last = i;
-    if (running > target) return i;
+  for (int64_t b = 0; b <= last_block; ++b) {
+    if (b < last_block && running + w.block_sums[b] <= target) {
+      running += w.block_sums[b];
+      continue;
+    }
+    for (int64_t i = b * kBlock; i < std::min(vocab, (b + 1) * kBlock); ++i) {
+      if (p[i] <= 0) continue;
+      running += p[i];
+      last = i;
+      if (running > target) return i;
+    }
   }
   return last;  // rounding left the running sum just short of u * sum
 }
