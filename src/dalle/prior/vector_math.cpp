@@ -227,19 +227,16 @@ DALLE_SIMD_INLINE void softmax_in_place(float* s, int64_t n) {
 
 // Register-blocked: head size 16 * NV, Q queries. Per head, the Q x 64 scores of a run of 64
 // text keys accumulate in Q x 4 registers over the head's channels (each transposed key row
-// loaded once for all queries); each query's output (NV registers) accumulates over the text
-// values (each loaded once for all queries) and then its own image values.
+// loaded once for all queries), and each query's output (NV registers) over the text values
+// (each loaded once for all queries). A query's own image keys and values are read row by row,
+// every head of a row at once: the rows are scattered over the cache, and a whole row is one
+// sequential read where a head's slice of each is a gather.
 template <int NV, int Q, class T>
 DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
   constexpr int64_t hd = NV * kLanes;
-  const int64_t n = a.text + a.listed;
-  for (int64_t h = 0; h < a.heads; ++h) {
-    const float* q[Q];
-    float* s[Q];
-    for (int r = 0; r < Q; ++r) {
-      q[r] = a.q + r * a.q_stride + h * hd;
-      s[r] = a.scores + (r * a.heads + h) * n;
-    }
+  const int64_t n = a.text + a.listed, heads = a.heads;
+  auto scores = [&](int64_t r, int64_t h) { return a.scores + (r * heads + h) * n; };
+  for (int64_t h = 0; h < heads; ++h) {
     const float* kt = a.text_kt + h * hd * a.text_kt_stride;
     for (int64_t j0 = 0; j0 < a.text; j0 += 4 * kLanes) {
       vf acc[Q][4] = {};
@@ -247,7 +244,7 @@ DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
         const float* row = kt + c * a.text_kt_stride + j0;
         const vf k0 = load(row), k1 = load(row + kLanes), k2 = load(row + 2 * kLanes), k3 = load(row + 3 * kLanes);
         for (int r = 0; r < Q; ++r) {
-          const vf b = splat(q[r][c]);
+          const vf b = splat(a.q[r * a.q_stride + h * hd + c]);
           acc[r][0] += b * k0;
           acc[r][1] += b * k1;
           acc[r][2] += b * k2;
@@ -256,46 +253,51 @@ DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
       }
       const int64_t keys = std::min<int64_t>(4 * kLanes, a.text - j0);
       for (int r = 0; r < Q; ++r) {
+        float* s = scores(r, h) + j0;
         if (keys == 4 * kLanes) {
-          for (int u = 0; u < 4; ++u) store(s[r] + j0 + u * kLanes, acc[r][u] * a.scale);
+          for (int u = 0; u < 4; ++u) store(s + u * kLanes, acc[r][u] * a.scale);
           continue;
         }
         float tmp[4 * kLanes];
         for (int u = 0; u < 4; ++u) store(tmp + u * kLanes, acc[r][u] * a.scale);
-        for (int64_t j = 0; j < keys; ++j) s[r][j0 + j] = tmp[j];
+        for (int64_t j = 0; j < keys; ++j) s[j] = tmp[j];
       }
     }
-    for (int r = 0; r < Q; ++r) {
-      vf qv[NV];
-      for (int u = 0; u < NV; ++u) qv[u] = load(q[r] + u * kLanes);
-      const T* k = a.k + r * a.kv_stride + h * hd;
-      for (int64_t i = 0; i < a.listed; ++i) {
-        const T* kr = k + int64_t(a.list[i]) * a.stride;
-        vf acc = qv[0] * load_any(kr);
-        for (int u = 1; u < NV; ++u) acc += qv[u] * load_any(kr + u * kLanes);
-        s[r][a.text + i] = lane_sum(acc) * a.scale;
+  }
+  for (int r = 0; r < Q; ++r) {
+    const float* q = a.q + r * a.q_stride;
+    for (int64_t i = 0; i < a.listed; ++i) {
+      const T* kr = a.k + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
+      for (int64_t h = 0; h < heads; ++h) {
+        vf acc = load(q + h * hd) * load_any(kr + h * hd);
+        for (int u = 1; u < NV; ++u) acc += load(q + h * hd + u * kLanes) * load_any(kr + h * hd + u * kLanes);
+        scores(r, h)[a.text + i] = lane_sum(acc) * a.scale;
       }
-      softmax_in_place(s[r], n);
     }
+    for (int64_t h = 0; h < heads; ++h) softmax_in_place(scores(r, h), n);
+  }
+  for (int64_t h = 0; h < heads; ++h) {
     vf out[Q][NV] = {};
     const T* tv = a.text_v + h * hd;
     for (int64_t j = 0; j < a.text; ++j) {
       vf v[NV];
       for (int u = 0; u < NV; ++u) v[u] = load_any(tv + j * a.stride + u * kLanes);
       for (int r = 0; r < Q; ++r) {
-        const vf p = splat(s[r][j]);
+        const vf p = splat(scores(r, h)[j]);
         for (int u = 0; u < NV; ++u) out[r][u] += p * v[u];
       }
     }
-    for (int r = 0; r < Q; ++r) {
-      const T* v = a.v + r * a.kv_stride + h * hd;
-      for (int64_t i = 0; i < a.listed; ++i) {
-        const T* vr = v + int64_t(a.list[i]) * a.stride;
-        const vf p = splat(s[r][a.text + i]);
-        for (int u = 0; u < NV; ++u) out[r][u] += p * load_any(vr + u * kLanes);
+    for (int r = 0; r < Q; ++r)
+      for (int u = 0; u < NV; ++u) store(a.out + r * a.out_stride + h * hd + u * kLanes, out[r][u]);
+  }
+  for (int r = 0; r < Q; ++r) {
+    float* o = a.out + r * a.out_stride;
+    for (int64_t i = 0; i < a.listed; ++i) {
+      const T* vr = a.v + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
+      for (int64_t h = 0; h < heads; ++h) {
+        const vf p = splat(scores(r, h)[a.text + i]);
+        for (int u = 0; u < NV; ++u) store(o + h * hd + u * kLanes, load(o + h * hd + u * kLanes) + p * load_any(vr + h * hd + u * kLanes));
       }
-      float* o = a.out + r * a.out_stride + h * hd;
-      for (int u = 0; u < NV; ++u) store(o + u * kLanes, out[r][u]);
     }
   }
 }
