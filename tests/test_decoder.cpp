@@ -264,6 +264,11 @@ TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {
   const torch::Tensor shared = text.index_select(0, pick);
   const torch::Tensor own = torch::randint(0, 10, {9, 12}, torch::kLong);
   EXPECT_LT((all_logits(fast, shared, own) - all_logits(reference, shared, own)).abs().max().item<double>(), 2e-4);
+  // Image-prompted: one prompt for every row (the prefill runs once per caption and is copied),
+  // and each row its own (a prefill per row).
+  for (const torch::Tensor& prompt : {init.narrow(0, 0, 1).expand({9, 5}).contiguous(), own.narrow(1, 0, 5).contiguous()})
+    EXPECT_LT((all_logits(fast, shared, own, prompt) - all_logits(reference, shared, own, prompt)).abs().max().item<double>(),
+              2e-4);
   PriorDecoder half(prior, WeightFormat::bf16);
   EXPECT_LT((all_logits(half, shared, own) - all_logits(reference, shared, own)).abs().max().item<double>(), 0.1);
 }

@@ -158,43 +158,32 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
   const int64_t chunk = text_len_ + 1 + given;
   reserve(rows, chunk);
   const torch::Tensor t = text.to(torch::kLong).contiguous();
-  // Rows with the same caption (a pool of candidates, the unconditioned half under guidance) have
-  // the same text keys and values: their attention reads the first such row's, which stays in
-  // cache for the rest instead of every row streaming its own copy from memory.
   const int64_t* ids = t.data_ptr<int64_t>();
-  text_owner_.assign(static_cast<size_t>(rows), 0);
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t owner = r;
-    for (int64_t o = 0; o < r && owner == r; ++o)
-      if (text_owner_[static_cast<size_t>(o)] == o &&
-          std::equal(ids + o * text_len_, ids + (o + 1) * text_len_, ids + r * text_len_))
-        owner = o;
-    text_owner_[static_cast<size_t>(r)] = owner;
-  }
-  owner_slot_.assign(static_cast<size_t>(rows), 0);
-  int64_t captions = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    owner_slot_[static_cast<size_t>(r)] =
-        text_owner_[static_cast<size_t>(r)] == r ? captions++ : owner_slot_[static_cast<size_t>(text_owner_[static_cast<size_t>(r)])];
+  group_rows(ids, rows);
+  const int64_t captions = static_cast<int64_t>(captions_.size());
   text_kt_stride_ = (text_len_ + 63) / 64 * 64;
   text_kt_.resize(layers_.size());
   for (auto& kt : text_kt_) kt.assign(static_cast<size_t>(captions * d_ * text_kt_stride_), 0.0f);
-  query_blocks_.clear();
-  for (int64_t r = 0; r < rows; ++r) {
-    auto& last = query_blocks_.empty() ? query_blocks_.emplace_back(r, 0) : query_blocks_.back();
-    if (last.second == kQueryBlock || text_owner_[static_cast<size_t>(last.first)] != text_owner_[static_cast<size_t>(r)])
-      query_blocks_.emplace_back(r, 1);
-    else
-      ++last.second;
-  }
   const torch::Tensor g = given > 0 ? init.to(torch::kLong).contiguous() : torch::Tensor();
+  // Rows that repeat an earlier row's caption and image prompt (a pool of candidates) start
+  // identically: the prefill runs once per caption, and its cache entries and logits are copied.
+  bool shared_start = captions < rows;
+  for (int64_t r = 0; r < rows && shared_start && given > 0; ++r) {
+    const int64_t* own = g.data_ptr<int64_t>() + r * given;
+    const int64_t* first = g.data_ptr<int64_t>() + text_owner_[static_cast<size_t>(r)] * given;
+    shared_start = std::equal(own, own + given, first);
+  }
+  std::vector<int64_t> prefill_rows(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) prefill_rows[static_cast<size_t>(r)] = r;
+  if (shared_start) prefill_rows = captions_;
   const int64_t text_ids = static_cast<int64_t>(text_emb_.size()) / d_;
-  for (int64_t r = 0; r < rows; ++r)
+  for (size_t k = 0; k < prefill_rows.size(); ++k)
     for (int64_t c = 0; c < chunk; ++c) {
-      float* x = &x_[static_cast<size_t>((r * chunk + c) * d_)];
+      const int64_t r = prefill_rows[k];
+      float* x = &x_[static_cast<size_t>((static_cast<int64_t>(k) * chunk + c) * d_)];
       const float *emb, *pos_a, *pos_b = nullptr;
       if (c < text_len_) {
-        const int64_t id = t.data_ptr<int64_t>()[r * text_len_ + c];
+        const int64_t id = ids[r * text_len_ + c];
         if (id < 0 || id >= text_ids) throw Error("decoder: caption token id " + std::to_string(id) + " out of range");
         emb = &text_emb_[static_cast<size_t>(id * d_)];
         pos_a = &text_pos_[static_cast<size_t>(c * d_)];
@@ -209,7 +198,72 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
       for (int64_t i = 0; i < d_; ++i) x[i] = emb[i] + pos_a[i] + (pos_b ? pos_b[i] : 0.0f);
     }
   length_ = 0;
-  return run(0, chunk);
+  if (!shared_start) return run(0, chunk);
+  // Row k of the prefill is caption k; rows copy from their caption's row, last row first (a
+  // caption's row index is never above its rows').
+  std::vector<int64_t> caption_ids;
+  for (int64_t r : captions_) caption_ids.insert(caption_ids.end(), ids + r * text_len_, ids + (r + 1) * text_len_);
+  group_rows(caption_ids.data(), captions);
+  rows_ = captions;
+  run(0, chunk);
+  rows_ = rows;
+  group_rows(ids, rows);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const MaskType mask = layers_[l].mask;
+    const int64_t cap = capacity_[static_cast<size_t>(mask)];
+    for (int64_t r = rows - 1; r >= 0; --r) {
+      const int64_t from = owner_slot_[static_cast<size_t>(r)];
+      if (from == r) continue;
+      // Text positions only to a caption's first row: the others read their text keys there.
+      for (int64_t c = text_owner_[static_cast<size_t>(r)] == r ? 0 : text_len_; c < chunk; ++c) {
+        const size_t dst = static_cast<size_t>((r * cap + storage_of(mask, c)) * d_);
+        const size_t src = static_cast<size_t>((from * cap + storage_of(mask, c)) * d_);
+        if (bf16_cache_) {
+          std::copy_n(&keys16_[l][src], d_, &keys16_[l][dst]);
+          std::copy_n(&values16_[l][src], d_, &values16_[l][dst]);
+        } else {
+          std::copy_n(&keys_[l][src], d_, &keys_[l][dst]);
+          std::copy_n(&values_[l][src], d_, &values_[l][dst]);
+        }
+      }
+    }
+  }
+  for (int64_t r = rows - 1; r >= 0; --r) {
+    const int64_t from = owner_slot_[static_cast<size_t>(r)];
+    if (from != r) std::copy_n(&logits_[static_cast<size_t>(from * image_vocab_)], image_vocab_, &logits_[static_cast<size_t>(r * image_vocab_)]);
+  }
+  return torch::from_blob(logits_.data(), {rows_, int64_t(image_vocab_)}, torch::kFloat32);
+}
+
+// Rows with the same caption (a pool of candidates, the unconditioned half under guidance) have
+// the same text keys and values: their attention reads the first such row's, which stays in
+// cache for the rest instead of every row streaming its own copy from memory.
+void PriorDecoder::group_rows(const int64_t* ids, int64_t rows) {
+  text_owner_.assign(static_cast<size_t>(rows), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t owner = r;
+    for (int64_t o = 0; o < r && owner == r; ++o)
+      if (text_owner_[static_cast<size_t>(o)] == o &&
+          std::equal(ids + o * text_len_, ids + (o + 1) * text_len_, ids + r * text_len_))
+        owner = o;
+    text_owner_[static_cast<size_t>(r)] = owner;
+  }
+  owner_slot_.assign(static_cast<size_t>(rows), 0);
+  captions_.clear();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t owner = text_owner_[static_cast<size_t>(r)];
+    if (owner == r) captions_.push_back(r);
+    owner_slot_[static_cast<size_t>(r)] = owner == r ? static_cast<int64_t>(captions_.size()) - 1
+                                                     : owner_slot_[static_cast<size_t>(owner)];
+  }
+  query_blocks_.clear();
+  for (int64_t r = 0; r < rows; ++r) {
+    auto& last = query_blocks_.empty() ? query_blocks_.emplace_back(r, 0) : query_blocks_.back();
+    if (last.second == kQueryBlock || text_owner_[static_cast<size_t>(last.first)] != text_owner_[static_cast<size_t>(r)])
+      query_blocks_.emplace_back(r, 1);
+    else
+      ++last.second;
+  }
 }
 
 torch::Tensor PriorDecoder::step(const torch::Tensor& tokens, int64_t index) {
@@ -274,14 +328,19 @@ void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, in
   const int64_t n_keys = text_keys + static_cast<int64_t>(image_keys.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Work units: blocks of rows with one caption (every head; each text key read once for the
-  // block) when there are rows enough for the threads, else single heads of the few rows.
-  const bool by_rows = rows_ >= at::get_num_threads();
-  const int64_t units = by_rows ? static_cast<int64_t>(query_blocks_.size()) : rows_ * heads_;
+  // block) when there are rows enough for the threads, else single heads of the few rows. A text
+  // position attends only text, the same for every row of a caption: computed for the first such
+  // row (single heads) and copied to the rest.
+  const bool by_rows = image && rows_ >= at::get_num_threads();
+  const int64_t units = by_rows ? static_cast<int64_t>(query_blocks_.size())
+                                : (image ? rows_ : static_cast<int64_t>(captions_.size())) * heads_;
   const int64_t per_query_head = static_cast<int64_t>(scores_.size()) / (rows_ * heads_);  // scratch
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n_keys * hd * (by_rows ? heads_ : 1)));
   at::parallel_for(0, units, grain, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t r = by_rows ? query_blocks_[static_cast<size_t>(u)].first : u / heads_;
+      const int64_t r = by_rows ? query_blocks_[static_cast<size_t>(u)].first
+                        : image   ? u / heads_
+                                  : captions_[static_cast<size_t>(u / heads_)];
       const int64_t h = by_rows ? 0 : u % heads_;
       const int64_t owner = text_owner_[static_cast<size_t>(r)];
       QueryBlock<T> block;
@@ -308,6 +367,11 @@ void PriorDecoder::attend(T* keys, T* values, size_t layer, int64_t position, in
       vec_attend(block);
     }
   });
+  if (!image)
+    for (int64_t r = 0; r < rows_; ++r)
+      if (text_owner_[static_cast<size_t>(r)] != r)
+        std::memcpy(&att_[static_cast<size_t>((r * chunk + c) * d)],
+                    &att_[static_cast<size_t>((text_owner_[static_cast<size_t>(r)] * chunk + c) * d)], sizeof(float) * d);
 }
 
 torch::Tensor PriorDecoder::run(int64_t first, int64_t chunk) {

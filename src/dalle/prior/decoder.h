@@ -73,6 +73,8 @@ class PriorDecoder : public ImageTokenDecoder {
     MaskType mask;
   };
   void reserve(int64_t rows, int64_t chunk);
+  // text_owner_, owner_slot_, captions_ and query_blocks_ for captions ids [rows, text_len_].
+  void group_rows(const int64_t* ids, int64_t rows);
   // Runs positions [first, first + chunk) of every row, whose embeddings are in x_; returns the
   // image logits of each row's last position (a view of logits_).
   torch::Tensor run(int64_t first, int64_t chunk);
@@ -93,7 +95,8 @@ class PriorDecoder : public ImageTokenDecoder {
 
   int64_t rows_ = 0, length_ = 0;
   std::vector<int64_t> text_owner_;  // per row: the first row with the same caption
-  std::vector<int64_t> owner_slot_;  // per row: its caption's index among the distinct captions
+  std::vector<int64_t> captions_;    // the first row of each distinct caption
+  std::vector<int64_t> owner_slot_;  // per row: its caption's index in captions_
   // Per layer, per distinct caption: the text keys transposed, [d, text_kt_stride] (text
   // positions padded with zeros to a multiple of 64), for the attention kernel's register blocks.
   int64_t text_kt_stride_ = 0;
