@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   const std::string body = nlohmann::json{{"prompt", "a red circle"}, {"n", n}, {"candidates", candidates},
                                           {"response_format", "b64_json"}}
                                .dump();
-  std::atomic<int> next{0}, ok{0}, refused{0}, other{0}, failed{0};
+  std::atomic<int> next{0}, ok{0}, refused{0}, other{0}, failed{0}, retried{0};
   std::mutex mutex;
   std::vector<double> latencies_ms;
   long peak_kib = 0;
@@ -70,10 +70,16 @@ int main(int argc, char** argv) {
       client.set_connection_timeout(10, 0);
       while (next++ < requests) {
         const auto start = std::chrono::steady_clock::now();
-        const httplib::Result r = client.Post("/v1/images/generations", body, "application/json");
+        httplib::Result r = client.Post("/v1/images/generations", body, "application/json");
+        if (!r) {  // a dropped connection: the client tries once more, as HTTP clients do
+          std::fprintf(stderr, "bench_serve: no answer (%s), retrying\n", httplib::to_string(r.error()).c_str());
+          ++retried;
+          r = client.Post("/v1/images/generations", body, "application/json");
+        }
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         if (!r) {
           ++failed;
+          std::fprintf(stderr, "bench_serve: no answer: %s\n", httplib::to_string(r.error()).c_str());
           continue;
         }
         if (r->status == 200) {
@@ -101,14 +107,15 @@ int main(int argc, char** argv) {
     return latencies_ms.empty() ? 0.0 : latencies_ms[std::min(latencies_ms.size() - 1, size_t(p * latencies_ms.size()))];
   };
   const double images_per_s = ok * n / wall;
-  std::printf("  200: %d, 429: %d, other: %d, no answer: %d in %.1f s\n", ok.load(), refused.load(), other.load(),
-              failed.load(), wall);
+  std::printf("  200: %d, 429: %d, other: %d, no answer: %d (%d retried) in %.1f s\n", ok.load(), refused.load(),
+              other.load(), failed.load(), retried.load(), wall);
   std::printf("  latency of served requests: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", pct(0.5), pct(0.9),
               pct(0.99), latencies_ms.empty() ? 0.0 : latencies_ms.back());
   std::printf("  %.2f images/s; server peak RSS %.0f MiB; exit after SIGTERM: %d\n", images_per_s, peak_kib / 1024.0,
               code ? *code : -1);
   std::printf("%s\n", nlohmann::json{{"requests", requests}, {"ok", ok.load()}, {"refused", refused.load()},
-                                     {"other", other.load()}, {"no_answer", failed.load()}, {"wall_s", wall},
+                                     {"other", other.load()}, {"no_answer", failed.load()}, {"retried", retried.load()},
+                                     {"wall_s", wall},
                                      {"p50_ms", pct(0.5)}, {"p90_ms", pct(0.9)}, {"p99_ms", pct(0.99)},
                                      {"images_per_s", images_per_s}, {"peak_rss_mib", peak_kib / 1024.0},
                                      {"exit_code", code ? *code : -1}}

@@ -275,6 +275,9 @@ TEST(Serve, LoadOf200RequestsFrom16ClientsGets200Or429AndBoundedMemory) {
   EXPECT_EQ(r["ok"].get<int>() + r["refused"].get<int>(), 200) << run.output;
   EXPECT_EQ(r["other"], 0);
   EXPECT_EQ(r["no_answer"], 0);
+  // In some runs a few connections of the 200 close before their answer (httplib's "Read" error,
+  // up to 3 in one run seen; the cause is not found yet) and the client's retry gets one.
+  EXPECT_LE(r["retried"].get<int>(), 10) << run.output;
   EXPECT_GT(r["ok"].get<int>(), 0);
   EXPECT_LT(r["peak_rss_mib"].get<double>(), 1024.0) << run.output;  // the bound: 1 GiB
   EXPECT_EQ(r["exit_code"], 0);
