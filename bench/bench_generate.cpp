@@ -8,8 +8,9 @@
 //   depend on them. A bundle folder (models/default) uses its trained weights. `tokens` times
 //   only the first image tokens of each image (default: all, at most 256) and scales to the
 //   whole image; later tokens cost the same or a little more (longer column windows).
-//   `profile` = fp32, bf16 or int8 runs only that format's batch-32 sampling, three times, for a
-//   profiler (perf record build/bin/bench_generate configs/bench-m.json 2 64 bf16).
+//   `profile` = fp32, bf16 or int8 runs only that format's batch-32 sampling and dVAE decode,
+//   three times, for a profiler (perf record build/bin/bench_generate configs/bench-m.json 2 64 bf16)
+//   or a quick total (bench_generate configs/bench-m.json 2 1024 bf16).
 #include "dalle/util/torch_api.h"
 
 #include <chrono>
@@ -139,11 +140,16 @@ int main(int argc, char** argv) {
   const double bandwidth = copy_bandwidth();
   std::printf("  memcpy read bandwidth: %.1f GB/s\n", bandwidth / 1e9);
 
+  const int64_t decode_batch = grid > 16 ? 2 : 32;  // a 256x256 decode is seconds in fp32
   if (argc > 4) {
-    PriorDecoder decoder(bundle.prior, parse_weight_format(argv[4]));
+    const WeightFormat format = parse_weight_format(argv[4]);
+    PriorDecoder decoder(bundle.prior, format);
+    if (format != WeightFormat::fp32) bundle.vae->decoder->to(torch::kBFloat16);
     for (int r = 0; r < 3; ++r) {
       const Timing t = time_sampling(decoder, text1, 32, tokens, gen);
-      std::printf("  %s batch 32: %.4f s/image sampling\n", argv[4], t.seconds_per_image);
+      const double decode = time_decode(bundle.vae, grid, bundle.config.vae.vocab, decode_batch);
+      std::printf("  %s batch 32: %.4f s/image sampling + %.4f s/image dVAE decode (batch %lld) = %.4f\n", argv[4],
+                  t.seconds_per_image, decode, static_cast<long long>(decode_batch), t.seconds_per_image + decode);
     }
     return 0;
   }
@@ -153,7 +159,6 @@ int main(int argc, char** argv) {
   for (int f = 0; f < 3; ++f) fast[f] = std::make_unique<PriorDecoder>(bundle.prior, formats[f]);
 
   // dVAE decode: fp32 weights, then bf16 weights (what --weights bf16 / int8 use).
-  const int64_t decode_batch = grid > 16 ? 2 : 32;
   const double decode32_fp32 = time_decode(bundle.vae, grid, bundle.config.vae.vocab, decode_batch);
   const double decode1_fp32 = time_decode(bundle.vae, grid, bundle.config.vae.vocab, 1);
   bundle.vae->decoder->to(torch::kBFloat16);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
@@ -173,9 +174,11 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
     const int64_t* first = g.data_ptr<int64_t>() + text_owner_[static_cast<size_t>(r)] * given;
     shared_start = std::equal(own, own + given, first);
   }
-  std::vector<int64_t> prefill_rows(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) prefill_rows[static_cast<size_t>(r)] = r;
-  if (shared_start) prefill_rows = captions_;
+  std::vector<int64_t> prefill_rows = captions_;
+  if (!shared_start) {
+    prefill_rows.resize(static_cast<size_t>(rows));
+    std::iota(prefill_rows.begin(), prefill_rows.end(), int64_t(0));
+  }
   const int64_t text_ids = static_cast<int64_t>(text_emb_.size()) / d_;
   for (size_t k = 0; k < prefill_rows.size(); ++k)
     for (int64_t c = 0; c < chunk; ++c) {
@@ -230,7 +233,9 @@ torch::Tensor PriorDecoder::start(const torch::Tensor& text, const torch::Tensor
   }
   for (int64_t r = rows - 1; r >= 0; --r) {
     const int64_t from = owner_slot_[static_cast<size_t>(r)];
-    if (from != r) std::copy_n(&logits_[static_cast<size_t>(from * image_vocab_)], image_vocab_, &logits_[static_cast<size_t>(r * image_vocab_)]);
+    if (from != r)
+      std::copy_n(&logits_[static_cast<size_t>(from * image_vocab_)], image_vocab_,
+                  &logits_[static_cast<size_t>(r * image_vocab_)]);
   }
   return torch::from_blob(logits_.data(), {rows_, int64_t(image_vocab_)}, torch::kFloat32);
 }
