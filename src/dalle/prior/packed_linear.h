@@ -3,9 +3,9 @@
 // quantization: w = q * scale[o], fp32 activations, fp32 accumulation). One kernel reads each
 // weight once per block of four activation rows, so decoding a token is bound by reading the
 // weights, and a quarter of the bytes (int8) is close to a quarter of the time. Many rows at
-// once (a batch of 32 candidates, a prefill) are compute-bound instead; bf16 then runs oneDNN's
-// GEMM through libtorch (the CPU's bf16 dot products, activations rounded to bf16 as under
-// autocast).
+// once (a batch of 32 candidates, a prefill) read each weight once for many rows; bf16 then runs
+// oneDNN's matmul (onednn_matmul.h; through libtorch in builds without it): the CPU's bf16 dot
+// products or AMX tiles, activations rounded to bf16 as under autocast.
 #pragma once
 #include <torch/types.h>
 
