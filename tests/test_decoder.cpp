@@ -32,6 +32,14 @@ Prior test_prior(int d_model = 32) {
   return prior;
 }
 
+// A tensor's values as bfloat16 bit patterns (the decoder's bf16 cache).
+std::vector<uint16_t> bf16_bits(const torch::Tensor& t) {
+  const torch::Tensor c = t.contiguous();
+  std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
+  vec_to_bf16(c.data_ptr<float>(), out.data(), c.numel());
+  return out;
+}
+
 // Logits of every step for fixed tokens, from any decoder: [steps, rows, vocab].
 torch::Tensor all_logits(ImageTokenDecoder& decoder, const torch::Tensor& text, const torch::Tensor& tokens,
                          const torch::Tensor& init = {}) {
@@ -156,13 +164,7 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
           vec_attend(b);
         };
         if (bf16) {
-          auto bits = [](const torch::Tensor& t) {
-            const torch::Tensor c = t.contiguous();
-            std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
-            vec_to_bf16(c.data_ptr<float>(), out.data(), c.numel());
-            return out;
-          };
-          const auto tk16 = bits(tk), tv16 = bits(tv), k16 = bits(k), v16 = bits(v);
+          const auto tk16 = bf16_bits(tk), tv16 = bf16_bits(tv), k16 = bf16_bits(k), v16 = bf16_bits(v);
           run(tk16.data(), tv16.data(), k16.data(), v16.data());
         } else {
           run(tk.data_ptr<float>(), tv.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>());
@@ -221,13 +223,7 @@ TEST(VectorMath, GeluLayerNormAndAttentionMatchLibtorch) {
             vec_attend(b);
           };
           if (bf16) {
-            auto bits = [](const torch::Tensor& t) {
-              const torch::Tensor c = t.contiguous();
-              std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
-              vec_to_bf16(c.data_ptr<float>(), out.data(), c.numel());
-              return out;
-            };
-            const auto tv16 = bits(tv), k16 = bits(k), v16 = bits(v);
+            const auto tv16 = bf16_bits(tv), k16 = bf16_bits(k), v16 = bf16_bits(v);
             run(tv16.data(), k16.data(), v16.data());
           } else {
             run(tv.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>());

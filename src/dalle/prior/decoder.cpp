@@ -10,6 +10,7 @@
 
 #include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
+#include "dalle/util/simd.h"
 
 namespace dalle {
 
@@ -302,12 +303,7 @@ namespace {
 void store_row(const float* x, float* y, int64_t n) { std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n)); }
 void store_row(const float* x, uint16_t* y, int64_t n) { vec_to_bf16(x, y, n); }
 float as_float(float x) { return x; }
-float as_float(uint16_t bits) {
-  const uint32_t wide = uint32_t(bits) << 16;
-  float f;
-  std::memcpy(&f, &wide, sizeof f);
-  return f;
-}
+float as_float(uint16_t bits) { return simd::bf16_to_float(bits); }
 }  // namespace
 
 template <class T>

@@ -75,13 +75,33 @@ DALLE_SIMD_INLINE void map_in_place(float* x, int64_t n, F f) {
   }
 }
 
-}  // namespace
-
-DALLE_SIMD_CLONES void vec_add(const float* x, float* y, int64_t n) {
+// Over lanes, then across them: a scalar max or sum over a row is one long dependency chain.
+DALLE_SIMD_INLINE float row_max(const float* x, int64_t n) {
+  vf mv = splat(-INFINITY);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + load(x + i));
-  for (; i < n; ++i) y[i] += x[i];
+  for (; i + kLanes <= n; i += kLanes) {
+    const vf v = load(x + i);
+    mv = v > mv ? v : mv;
+  }
+  float max = -INFINITY;
+  for (int u = 0; u < kLanes; ++u) max = mv[u] > max ? mv[u] : max;
+  for (; i < n; ++i) max = x[i] > max ? x[i] : max;
+  return max;
 }
+DALLE_SIMD_INLINE float row_sum(const float* x, int64_t n) {
+  vf acc = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
+  float sum = lane_sum(acc);
+  for (; i < n; ++i) sum += x[i];
+  return sum;
+}
+DALLE_SIMD_INLINE void softmax_in_place(float* s, int64_t n) {
+  map_in_place(s, n, ExpShifted{row_max(s, n)});
+  map_in_place(s, n, Scale{1.0f / row_sum(s, n)});
+}
+
+}  // namespace
 
 DALLE_SIMD_CLONES void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n,
                                       float* y) {
@@ -126,26 +146,14 @@ DALLE_SIMD_CLONES float vec_scale_max(const float* x, float factor, float* y, in
   return max;
 }
 
-DALLE_SIMD_CLONES float vec_sum(const float* x, int64_t n) {
-  vf acc = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(x + i);
-  float sum = lane_sum(acc);
-  for (; i < n; ++i) sum += x[i];
-  return sum;
-}
+DALLE_SIMD_CLONES float vec_sum(const float* x, int64_t n) { return row_sum(x, n); }
 
 namespace {
 
 DALLE_SIMD_INLINE vf load_any(const float* p) { return load(p); }
 DALLE_SIMD_INLINE vf load_any(const uint16_t* p) { return load_bf16(p); }
 DALLE_SIMD_INLINE float scalar(float x) { return x; }
-DALLE_SIMD_INLINE float scalar(uint16_t x) {
-  const uint32_t bits = uint32_t(x) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
+DALLE_SIMD_INLINE float scalar(uint16_t x) { return bf16_to_float(x); }
 
 template <class T>
 DALLE_SIMD_INLINE float dot(const float* a, const T* b, int64_t n) {
@@ -184,13 +192,7 @@ DALLE_SIMD_INLINE void attend(const QueryBlock<T>& a) {
     }
   for (int64_t r = 0; r < a.queries; ++r)
     for (int64_t h = 0; h < heads; ++h) {
-      float* s = scores(r, h);
-      float max = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) max = s[j] > max ? s[j] : max;
-      map_in_place(s, n, ExpShifted{max});
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += s[j];
-      map_in_place(s, n, Scale{1.0f / sum});
+      softmax_in_place(scores(r, h), n);
       std::memset(out(r) + h * hd, 0, sizeof(float) * static_cast<size_t>(hd));
     }
   for (int64_t j = 0; j < a.text; ++j) {
@@ -203,26 +205,6 @@ DALLE_SIMD_INLINE void attend(const QueryBlock<T>& a) {
       const T* vr = a.v + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
       for (int64_t h = 0; h < heads; ++h) axpy(scores(r, h)[a.text + i], vr + h * hd, out(r) + h * hd, hd);
     }
-}
-
-// Over lanes, then across them: a scalar max or sum over a row is one long dependency chain.
-DALLE_SIMD_INLINE void softmax_in_place(float* s, int64_t n) {
-  vf mv = splat(-INFINITY);
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    const vf x = load(s + j);
-    mv = x > mv ? x : mv;
-  }
-  float max = -INFINITY;
-  for (int u = 0; u < kLanes; ++u) max = mv[u] > max ? mv[u] : max;
-  for (; j < n; ++j) max = s[j] > max ? s[j] : max;
-  map_in_place(s, n, ExpShifted{max});
-  vf sv = {};
-  j = 0;
-  for (; j + kLanes <= n; j += kLanes) sv += load(s + j);
-  float sum = lane_sum(sv);
-  for (; j < n; ++j) sum += s[j];
-  map_in_place(s, n, Scale{1.0f / sum});
 }
 
 // Register-blocked: head size 16 * NV, Q queries. Per head, the Q x 64 scores of a run of 64
@@ -296,7 +278,10 @@ DALLE_SIMD_INLINE void attend_blocked(const QueryBlock<T>& a) {
       const T* vr = a.v + r * a.kv_stride + int64_t(a.list[i]) * a.stride;
       for (int64_t h = 0; h < heads; ++h) {
         const vf p = splat(scores(r, h)[a.text + i]);
-        for (int u = 0; u < NV; ++u) store(o + h * hd + u * kLanes, load(o + h * hd + u * kLanes) + p * load_any(vr + h * hd + u * kLanes));
+        for (int u = 0; u < NV; ++u) {
+          float* oh = o + h * hd + u * kLanes;
+          store(oh, load(oh) + p * load_any(vr + h * hd + u * kLanes));
+        }
       }
     }
   }

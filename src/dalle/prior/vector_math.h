@@ -1,6 +1,6 @@
-// Small fp32 kernels for the fast decoder (decoder.h): residual adds, LayerNorm, GELU and one
-// attention head on plain arrays, vectorised with GCC vector extensions and compiled per instruction set
-// (AVX-512, AVX2, baseline), picked at load time. GELU and exp use polynomial approximations
+// Small fp32 kernels for the fast decoder (decoder.h) and the sampler: LayerNorm, GELU, the
+// sampler's scale/max/exp/sum passes and attention, on plain arrays, vectorised with GCC vector
+// extensions and compiled per instruction set (AVX-512, AVX2, baseline), picked at load time. GELU and exp use polynomial approximations
 // accurate to about 2e-7 (relative for exp, absolute for erf), below fp32 rounding of the sums
 // they feed.
 #pragma once
@@ -8,13 +8,12 @@
 
 namespace dalle {
 
-void vec_add(const float* x, float* y, int64_t n);  // y += x
 // y = (x - mean) / sqrt(var + eps) * weight + bias over one row of n.
 void vec_layer_norm(const float* x, const float* weight, const float* bias, float eps, int64_t n, float* y);
-void vec_gelu(float* x, int64_t n);
+void vec_gelu(float* x, int64_t n);  // exact-erf GELU, in place (torch::gelu's default)
 float vec_scale_max(const float* x, float factor, float* y, int64_t n);  // y = x * factor; returns max(y)
 float vec_sum(const float* x, int64_t n);
-void vec_exp_shifted(float* x, int64_t n, float shift);  // x = exp(x - shift) in place (-inf -> 0)  // exact-erf GELU, in place (torch::gelu's default)
+void vec_exp_shifted(float* x, int64_t n, float shift);  // x = exp(x - shift) in place (-inf -> 0)
 // Attention of `queries` query rows that share their text keys (rows with one caption: a pool of
 // candidates, or the unconditioned half under guidance), over `heads` heads of hd channels.
 // Query r attends the `text` rows of text_k / text_v, then the `listed` rows of its own image

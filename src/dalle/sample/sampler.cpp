@@ -57,7 +57,7 @@ int64_t sample_row(const float* logits, int64_t vocab, const SamplerSettings& s,
     for (int64_t i = 0; i < vocab; ++i)
       if (p[i] > 0) w.order.push_back(static_cast<int32_t>(i));
     std::sort(w.order.begin(), w.order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-    double before = 0, kept = 0;  // kept < sum: some were dropped
+    double before = 0, kept = 0;
     for (size_t j = 0; j < w.order.size(); ++j) {
       float& pj = p[static_cast<size_t>(w.order[j])];
       const double mass = pj;
@@ -65,7 +65,7 @@ int64_t sample_row(const float* logits, int64_t vocab, const SamplerSettings& s,
       before += mass;
       kept += pj;
     }
-    if (kept < sum) sum = block_sums();
+    if (kept < sum) sum = block_sums();  // some were dropped: the block sums change
   }
   const double target = u * sum;
   int64_t last_block = blocks - 1;

@@ -38,6 +38,13 @@ DALLE_SIMD_INLINE vf load_bf16(const uint16_t* p) {
   std::memcpy(&v, &bits, sizeof v);
   return v;
 }
+// One bfloat16 bit pattern -> fp32.
+DALLE_SIMD_INLINE float bf16_to_float(uint16_t h) {
+  const uint32_t bits = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 DALLE_SIMD_INLINE vf splat(float a) { return vf{} + a; }
 // A tree of halvings: 4 vector adds instead of 15 dependent scalar ones.
 DALLE_SIMD_INLINE float lane_sum(vf v) {
