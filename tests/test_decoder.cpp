@@ -7,6 +7,7 @@
 
 #include "dalle/util/torch_api.h"
 
+#include "dalle/prior/amx_matmul.h"
 #include "dalle/prior/decoder.h"
 #include "dalle/prior/packed_linear.h"
 #include "dalle/prior/vector_math.h"
@@ -54,38 +55,44 @@ torch::Tensor all_logits(ImageTokenDecoder& decoder, const torch::Tensor& text, 
 
 TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
   torch::manual_seed(1);
-  // Odd sizes: a vector tail (in % 16 != 0) and a partial output block (out % 4 != 0).
+  // Odd sizes: a vector tail (in % 16 != 0), partial output blocks (out % 4 != 0, out % 16 != 0)
+  // and, for AMX, a strip with one output block of two (45 outputs).
   for (int64_t in : {7, 48, 70}) {
-    const torch::Tensor w = torch::randn({13, in}), b = torch::randn({13});
-    // 20 rows: bf16 goes through oneDNN's GEMM, which also rounds the activations.
-    for (int64_t rows : {1, 3, 4, 9, 20}) {
-      const torch::Tensor x = torch::randn({rows, in});
-      const torch::Tensor want = torch::nn::functional::linear(x, w, b);
-      torch::Tensor got = torch::empty({rows, 13});
-      for (WeightFormat f : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8}) {
-        PackedLinear(w, b, f).apply(x.data_ptr<float>(), rows, got.data_ptr<float>());
-        // The exact product with the format's rounded weights, against the kernel.
-        torch::Tensor wf = f == WeightFormat::fp32   ? w
-                           : f == WeightFormat::bf16 ? w.to(torch::kBFloat16).to(torch::kFloat32)
-                                                     : dequantize_int8(quantize_int8(w));
-        const bool rounded_activations = f == WeightFormat::bf16 && rows >= 16;
-        const torch::Tensor xf = rounded_activations ? x.to(torch::kBFloat16).to(torch::kFloat32) : x;
-        EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(xf, wf, b), 1e-2, 1e-2))
-            << weight_format_name(f) << " in " << in << " rows " << rows;
-        if (!rounded_activations) {
-          EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(x, wf, b), 1e-4, 1e-4))
+    for (int64_t out : {13, 45}) {
+      const torch::Tensor w = torch::randn({out, in}), b = torch::randn({out});
+      // From 5 rows on bf16 and int8 go through AMX tiles where the CPU has them, elsewhere bf16
+      // from 16 rows on through oneDNN's GEMM; both round the activations to bf16. 40 rows: a
+      // second, partial block of 32 rows for AMX.
+      for (int64_t rows : {1, 3, 4, 9, 20, 40}) {
+        const torch::Tensor x = torch::randn({rows, in});
+        const torch::Tensor want = torch::nn::functional::linear(x, w, b);
+        torch::Tensor got = torch::empty({rows, out});
+        for (WeightFormat f : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8}) {
+          PackedLinear(w, b, f).apply(x.data_ptr<float>(), rows, got.data_ptr<float>());
+          // The exact product with the format's rounded weights, against the kernel.
+          torch::Tensor wf = f == WeightFormat::fp32   ? w
+                             : f == WeightFormat::bf16 ? w.to(torch::kBFloat16).to(torch::kFloat32)
+                                                       : dequantize_int8(quantize_int8(w));
+          const bool rounded_activations =
+              f != WeightFormat::fp32 && (AmxMatmul::available() ? rows > 4 : f == WeightFormat::bf16 && rows >= 16);
+          const torch::Tensor xf = rounded_activations ? x.to(torch::kBFloat16).to(torch::kFloat32) : x;
+          EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(xf, wf, b), 1e-2, 1e-2))
               << weight_format_name(f) << " in " << in << " rows " << rows;
+          if (!rounded_activations) {
+            EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(x, wf, b), 1e-4, 1e-4))
+                << weight_format_name(f) << " in " << in << " rows " << rows;
+          }
+          const double err = (got - want).abs().max().item<double>();
+          EXPECT_LT(err, f == WeightFormat::fp32 ? 1e-4 : f == WeightFormat::bf16 ? 0.1 : 0.25) << weight_format_name(f);
+          // The fused epilogues: GELU of the result, and the result added into y.
+          const PackedLinear layer(w, b, f);
+          torch::Tensor act = torch::empty({rows, out}), sum = torch::randn({rows, out});
+          const torch::Tensor before = sum.clone();
+          layer.apply(x.data_ptr<float>(), rows, act.data_ptr<float>(), Epilogue::gelu);
+          layer.apply(x.data_ptr<float>(), rows, sum.data_ptr<float>(), Epilogue::accumulate);
+          EXPECT_TRUE(torch::allclose(act, torch::gelu(got), 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
+          EXPECT_TRUE(torch::allclose(sum, before + got, 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
         }
-        const double err = (got - want).abs().max().item<double>();
-        EXPECT_LT(err, f == WeightFormat::fp32 ? 1e-4 : f == WeightFormat::bf16 ? 0.1 : 0.25) << weight_format_name(f);
-        // The fused epilogues: GELU of the result, and the result added into y.
-        const PackedLinear layer(w, b, f);
-        torch::Tensor act = torch::empty({rows, 13}), sum = torch::randn({rows, 13});
-        const torch::Tensor before = sum.clone();
-        layer.apply(x.data_ptr<float>(), rows, act.data_ptr<float>(), Epilogue::gelu);
-        layer.apply(x.data_ptr<float>(), rows, sum.data_ptr<float>(), Epilogue::accumulate);
-        EXPECT_TRUE(torch::allclose(act, torch::gelu(got), 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
-        EXPECT_TRUE(torch::allclose(sum, before + got, 1e-5, 1e-5)) << weight_format_name(f) << " rows " << rows;
       }
     }
   }

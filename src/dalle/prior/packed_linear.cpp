@@ -11,6 +11,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+#include "dalle/prior/amx_matmul.h"
 #include "dalle/prior/onednn_matmul.h"
 #include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
@@ -225,7 +226,9 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
     case WeightFormat::bf16: {
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
       w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
-      if (OnednnMatmul::available()) {
+      if (AmxMatmul::available()) {
+        amx_ = std::make_shared<AmxMatmul>(reinterpret_cast<const uint16_t*>(h.data_ptr()), bias_.data(), in_, out_);
+      } else if (OnednnMatmul::available()) {
         onednn_ = std::make_shared<OnednnMatmul>(reinterpret_cast<const uint16_t*>(h.data_ptr()), bias_.data(), in_, out_);
       } else {
         gemm_weight_ = h;
@@ -239,6 +242,8 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
       const torch::Tensor qc = q.q.contiguous(), sc = q.scale.to(torch::kFloat32).contiguous();
       w8_ = to_panels(qc.data_ptr<int8_t>(), out_, in_);
       std::memcpy(scale_.data(), sc.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
+      if (AmxMatmul::available())
+        amx_ = std::make_shared<AmxMatmul>(qc.data_ptr<int8_t>(), scale_.data(), bias_.data(), in_, out_);
       break;
     }
   }
@@ -250,6 +255,8 @@ int64_t PackedLinear::weight_bytes() const {
 }
 
 void PackedLinear::apply(const float* x, int64_t rows, float* y, Epilogue epilogue) const {
+  // Past one block of rows the panel kernel reads every weight again; AMX tiles take 16 rows at once.
+  if (rows > kRowBlock && amx_) return amx_->run(x, rows, y, epilogue);
   if (rows >= kGemmRows && onednn_) return onednn_->run(x, rows, y, epilogue);
   if (rows >= kGemmRows && gemm_weight_.defined()) {
     const torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {rows, in_}, torch::kFloat32);

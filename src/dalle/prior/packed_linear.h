@@ -3,9 +3,10 @@
 // quantization: w = q * scale[o], fp32 activations, fp32 accumulation). One kernel reads each
 // weight once per block of four activation rows, so decoding a token is bound by reading the
 // weights, and a quarter of the bytes (int8) is close to a quarter of the time. Many rows at
-// once (a batch of 32 candidates, a prefill) read each weight once for many rows; bf16 then runs
-// oneDNN's matmul (onednn_matmul.h; through libtorch in builds without it): the CPU's bf16 dot
-// products or AMX tiles, activations rounded to bf16 as under autocast.
+// once (a batch of 32 candidates, a prefill) read each weight once for many rows: on CPUs with
+// AMX, bf16 and int8 run on its tiles from 5 rows on (amx_matmul.h); elsewhere bf16 runs oneDNN's
+// matmul from 16 rows on (onednn_matmul.h; through libtorch in builds without it), the CPU's bf16
+// dot products. Both round the activations to bf16, as autocast does.
 #pragma once
 #include <torch/types.h>
 
@@ -35,6 +36,7 @@ torch::Tensor dequantize_int8(const Int8Weight& w);  // [out, in] fp32
 // hidden layer), or add it into y (a residual branch joining the stream).
 enum class Epilogue { store, gelu, accumulate };
 
+class AmxMatmul;
 class OnednnMatmul;
 
 class PackedLinear {
@@ -63,11 +65,13 @@ class PackedLinear {
   std::vector<int8_t> w8_;
   std::vector<float> scale_;  // per output channel (1 unless int8), padded to whole panels
   std::vector<float> bias_;   // zeros when the layer has none, padded likewise
-  // bf16 also keeps its weights for oneDNN's bf16 GEMM, which beats the panel kernel from
-  // kGemmRows rows on (packed_linear.cpp): called directly where the build has oneDNN, else
-  // through libtorch ([out, in] row-major).
+  // Without AMX, bf16 also keeps its weights for oneDNN's bf16 GEMM, which beats the panel
+  // kernel from kGemmRows rows on (packed_linear.cpp): called directly where the build has
+  // oneDNN, else through libtorch ([out, in] row-major).
   std::shared_ptr<OnednnMatmul> onednn_;
   torch::Tensor gemm_weight_, gemm_bias_;
+  // Where the CPU has AMX, bf16 and int8 batches run on its tiles instead (amx_matmul.h).
+  std::shared_ptr<AmxMatmul> amx_;
 };
 
 }  // namespace dalle
