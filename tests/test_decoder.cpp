@@ -60,9 +60,9 @@ TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
   for (int64_t in : {7, 48, 70}) {
     for (int64_t out : {13, 45}) {
       const torch::Tensor w = torch::randn({out, in}), b = torch::randn({out});
-      // From 5 rows on bf16 and int8 go through AMX tiles where the CPU has them, elsewhere bf16
-      // from 16 rows on through oneDNN's GEMM; both round the activations to bf16. 40 rows: a
-      // second, partial block of 32 rows for AMX.
+      // Where the CPU has AMX, bf16 runs on its tiles at any row count and int8 from 5 rows on;
+      // elsewhere bf16 goes through oneDNN's GEMM from 16 rows on. Both round the activations to
+      // bf16. 40 rows: a second, partial block of 32 rows for AMX.
       for (int64_t rows : {1, 3, 4, 9, 20, 40}) {
         const torch::Tensor x = torch::randn({rows, in});
         const torch::Tensor want = torch::nn::functional::linear(x, w, b);
@@ -74,7 +74,8 @@ TEST(PackedLinear, EveryFormatMatchesTorchLinearWithinItsRounding) {
                              : f == WeightFormat::bf16 ? w.to(torch::kBFloat16).to(torch::kFloat32)
                                                        : dequantize_int8(quantize_int8(w));
           const bool rounded_activations =
-              f != WeightFormat::fp32 && (AmxMatmul::available() ? rows > 4 : f == WeightFormat::bf16 && rows >= 16);
+              AmxMatmul::available() ? f == WeightFormat::bf16 || (f == WeightFormat::int8 && rows > 4)
+                                     : f == WeightFormat::bf16 && rows >= 16;
           const torch::Tensor xf = rounded_activations ? x.to(torch::kBFloat16).to(torch::kFloat32) : x;
           EXPECT_TRUE(torch::allclose(got, torch::nn::functional::linear(xf, wf, b), 1e-2, 1e-2))
               << weight_format_name(f) << " in " << in << " rows " << rows;

@@ -225,10 +225,12 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
       break;
     case WeightFormat::bf16: {
       const torch::Tensor h = w.to(torch::kBFloat16).contiguous();  // round to nearest even
-      w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
-      if (AmxMatmul::available()) {
+      if (AmxMatmul::available()) {  // every row count runs there
         amx_ = std::make_shared<AmxMatmul>(reinterpret_cast<const uint16_t*>(h.data_ptr()), bias_.data(), in_, out_);
-      } else if (OnednnMatmul::available()) {
+        break;
+      }
+      w16_ = to_panels(reinterpret_cast<const uint16_t*>(h.data_ptr()), out_, in_);
+      if (OnednnMatmul::available()) {
         onednn_ = std::make_shared<OnednnMatmul>(reinterpret_cast<const uint16_t*>(h.data_ptr()), bias_.data(), in_, out_);
       } else {
         gemm_weight_ = h;
@@ -255,8 +257,10 @@ int64_t PackedLinear::weight_bytes() const {
 }
 
 void PackedLinear::apply(const float* x, int64_t rows, float* y, Epilogue epilogue) const {
-  // Past one block of rows the panel kernel reads every weight again; AMX tiles take 16 rows at once.
-  if (rows > kRowBlock && amx_) return amx_->run(x, rows, y, epilogue);
+  // AMX tiles take 16 rows at once. bf16 reads its weights faster there than through the panel
+  // kernel even for one row; int8 widens each tile first, which pays once the panel kernel would
+  // read every weight a second time (bench_linear).
+  if (amx_ && (format_ == WeightFormat::bf16 || rows > kRowBlock)) return amx_->run(x, rows, y, epilogue);
   if (rows >= kGemmRows && onednn_) return onednn_->run(x, rows, y, epilogue);
   if (rows >= kGemmRows && gemm_weight_.defined()) {
     const torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {rows, in_}, torch::kFloat32);

@@ -3,10 +3,10 @@
 // quantization: w = q * scale[o], fp32 activations, fp32 accumulation). One kernel reads each
 // weight once per block of four activation rows, so decoding a token is bound by reading the
 // weights, and a quarter of the bytes (int8) is close to a quarter of the time. Many rows at
-// once (a batch of 32 candidates, a prefill) read each weight once for many rows: on CPUs with
-// AMX, bf16 and int8 run on its tiles from 5 rows on (amx_matmul.h); elsewhere bf16 runs oneDNN's
-// matmul from 16 rows on (onednn_matmul.h; through libtorch in builds without it), the CPU's bf16
-// dot products. Both round the activations to bf16, as autocast does.
+// once (a batch of 32 candidates, a prefill) read each weight once for many rows. On CPUs with
+// AMX, bf16 runs on its tiles at any row count and int8 from 5 rows on (amx_matmul.h); elsewhere
+// bf16 runs oneDNN's matmul from 16 rows on (onednn_matmul.h; through libtorch in builds without
+// it), the CPU's bf16 dot products. Both round the activations to bf16, as autocast does.
 #pragma once
 #include <torch/types.h>
 
