@@ -22,7 +22,8 @@ class AmxMatmul {
   // [out]. Both copied into the tile layout.
   AmxMatmul(const int8_t* q, const float* scale, const float* bias, int64_t in, int64_t out);
   AmxMatmul(const uint16_t* weight, const float* bias, int64_t in, int64_t out);
-  // x [rows, in] fp32 (rounded to bf16 here), y [rows, out] fp32.
+  // x [rows, in] fp32 (rounded to bf16 here), y [rows, out] fp32. One call at a time per
+  // object: the rounded activations share one buffer (as in OnednnMatmul).
   void run(const float* x, int64_t rows, float* y, Epilogue epilogue) const;
 
  private:
