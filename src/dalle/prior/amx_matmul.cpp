@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "dalle/prior/vector_math.h"
 #include "dalle/util/error.h"
@@ -194,14 +193,12 @@ std::vector<T> AmxMatmul::to_tiles(const T* w) const {
 void AmxMatmul::run(const float* x, int64_t rows, float* y, Epilogue epilogue) const {
 #if DALLE_HAVE_AMX
   const int64_t k_pad = k_blocks_ * kTileK, m_pad = (rows + kTileRows - 1) / kTileRows * kTileRows;
+  // Growing fills zeros, and the inputs' padding (in_ .. k_pad) is never written, so it stays
+  // zero. Rows from `rows` to m_pad keep what an earlier call left: their products land only in
+  // their own output rows, which are not stored.
   if (static_cast<int64_t>(x16_.size()) < m_pad * k_pad) x16_.resize(static_cast<size_t>(m_pad * k_pad));
-  at::parallel_for(0, m_pad, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      uint16_t* row = x16_.data() + r * k_pad;
-      const int64_t n = r < rows ? in_ : 0;
-      if (n) vec_to_bf16(x + r * in_, row, n);
-      std::fill(row + n, row + k_pad, uint16_t(0));
-    }
+  at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) vec_to_bf16(x + r * in_, x16_.data() + r * k_pad, in_);
   });
   const StripJob job{tiles8_.empty() ? nullptr : tiles8_.data(),
                      tiles16_.empty() ? nullptr : tiles16_.data(),
