@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     if (m.bf16_weights) vae->decoder->to(torch::kBFloat16);
     torch::InferenceMode inference;
     auto decode = [&] {
-      CpuAutocastGuard autocast(m.autocast);
+      AutocastGuard autocast(m.autocast);
       torch::Tensor stats = vae->decoder->forward_tokens(tokens).to(torch::kFloat32);
       return unmap_pixels(torch::sigmoid(stats.slice(1, 0, vc.channels)), vc.eps);
     };

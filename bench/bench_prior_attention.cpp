@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     optimizer.zero_grad();
     PriorLogits logits;
     {
-      CpuAutocastGuard autocast(paths[p].bf16);
+      AutocastGuard autocast(paths[p].bf16);
       logits = prior->forward(text, image);
     }
     prior_loss(logits, text, image, pc.text_len > 1 ? 1.0 / 8 : 0.0).loss.backward();

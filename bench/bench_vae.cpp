@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     auto train_step = [&] {
       torch::Tensor logits, stats;
       {
-        CpuAutocastGuard autocast(mode.bf16);
+        AutocastGuard autocast(mode.bf16);
         logits = vae->encoder(x).to(torch::kFloat32);
         stats = vae->decoder(gumbel_softmax(logits, 0.5, gen)).to(torch::kFloat32);
       }
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
 
     torch::InferenceMode inference;
     auto encode = [&] {
-      CpuAutocastGuard autocast(mode.bf16);
+      AutocastGuard autocast(mode.bf16);
       return vae->encoder(x).argmax(1);
     };
     encode();

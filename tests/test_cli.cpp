@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <torch/cuda.h>
+
 #include "dalle/bundle/config.h"
 #include "dalle/io/image.h"
 #include "dalle/util/fs.h"
@@ -71,7 +73,7 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
 
   // Reconstructions as image-caption pairs: the first 5 images in name order, their captions kept.
   r = dalle_run("vae reconstruct --vae " + d + "/vae -d " + d + "/shapes -n 5 -o " + d + "/recon.png --save-dir " + d +
-                "/recon");
+                "/recon --device auto");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "recon.png"));
   EXPECT_EQ(image_load(d + "/recon/000004.png").width, 32);
@@ -109,7 +111,8 @@ TEST(Cli, ShapesToVaeToTokensToPriorToImages) {
   ASSERT_EQ(r.code, 0) << r.output;
   r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 -o " + d + "/b.png");
   ASSERT_EQ(r.code, 0) << r.output;
-  r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 --cfg-scale 3 --top-k 20 -o " + d + "/g.png");
+  r = dalle_run("generate -p \"a red circle\" -m " + d + "/prior -s 7 -n 2 --cfg-scale 3 --top-k 20 -o " + d +
+                "/g.png --device auto");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(png_text(d + "/g.png", "sampler").find("cfg_scale: 3"), std::string::npos);
   // A bundle's `sample` section is what generate uses for the settings not given on the command line.
@@ -199,6 +202,25 @@ TEST(Cli, UnknownFlagsAndBadValuesAreNamedFirstInOneLine) {
   CliRun r = dalle_run("generate -o x.png");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--prompt is required"), std::string::npos) << r.output;
+}
+
+// Every command that runs a model takes --device; a device this build cannot serve is a usage
+// error in one line, before any work.
+TEST(Cli, EveryModelCommandTakesDeviceAndRefusesOneItCannotServe) {
+  for (const char* name : {"generate", "vae train", "vae encode", "vae reconstruct", "train", "rerank train",
+                           "eval shapes", "eval fid", "serve"}) {
+    CliRun r = dalle_run(std::string(name) + " --help");
+    EXPECT_NE(r.output.find("--device"), std::string::npos) << name;
+    r = dalle_run(std::string(name) + " --device gpu0");
+    EXPECT_EQ(r.code, 2) << name << ": " << r.output;
+    EXPECT_NE(r.output.find("expected cpu, cuda, cuda:N or auto"), std::string::npos) << name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << name << ": " << r.output;
+    if (torch::cuda::is_available()) continue;
+    r = dalle_run(std::string(name) + " --device cuda");
+    EXPECT_EQ(r.code, 2) << name << ": " << r.output;
+    EXPECT_NE(r.output.find("no CUDA"), std::string::npos) << name << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << name << ": " << r.output;
+  }
 }
 
 TEST(Cli, VersionNamesLibtorchBlasCpuAndCuda) {

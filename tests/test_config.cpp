@@ -27,7 +27,7 @@ ModelConfig preset(const std::string& name) {
 }  // namespace
 
 TEST(Config, PresetsLoadAndRoundTrip) {
-  for (const char* name : {"tiny", "small", "paper"}) {
+  for (const char* name : {"tiny", "small", "paper", "gpu-1b"}) {
     const ModelConfig c = preset(name);
     EXPECT_EQ(c.name, name);
     const ModelConfig again = config_from_json(config_to_json(c), "roundtrip");
@@ -44,6 +44,15 @@ TEST(Config, PaperPresetHasThePapersDvaeParameterCounts) {
   const int64_t prior = prior_param_count(c.prior, 32, 32, 8192);
   EXPECT_GT(prior, 12000000000LL);
   EXPECT_LT(prior, 12400000000LL);
+}
+
+TEST(Config, GpuPresetIsAboutOnePointThreeBillionParameters) {
+  const ModelConfig c = preset("gpu-1b");
+  EXPECT_EQ(c.vae.grid(), 32);
+  EXPECT_EQ(c.prior.text_len, 256);
+  const int64_t prior = prior_param_count(c.prior, 32, 32, c.vae.vocab);
+  EXPECT_GT(prior, 1250000000LL);
+  EXPECT_LT(prior, 1350000000LL);
 }
 
 TEST(Config, ParameterFormulasMatchTheBuiltModules) {

@@ -277,6 +277,35 @@ TEST(PriorDecoder, Fp32LogitsMatchTheModulesCachedPath) {
   EXPECT_LT((all_logits(half, shared, own) - all_logits(reference, shared, own)).abs().max().item<double>(), 0.1);
 }
 
+// The GPU's sampling path: the module and its cache on the prior's device, fed from the CPU,
+// logits fp32 also under bf16 autocast (SPEC §3), and the same greedy tokens everywhere.
+TEST(ReferenceDecoder, RunsWhereThePriorIsWithFp32LogitsAlsoUnderBf16) {
+  torch::InferenceMode guard;
+  const torch::Tensor text = torch::randint(0, 26, {3, 6}, torch::kLong);
+  const torch::Tensor tokens = torch::randint(0, 10, {3, 12}, torch::kLong);
+  SamplerSettings greedy;
+  greedy.top_k = 1;
+  ReferenceDecoder cpu(test_prior());
+  const torch::Tensor want = all_logits(cpu, text, tokens);
+  torch::Generator g = step_generator(1, 0, 0);
+  const torch::Tensor want_tokens = sample_image_tokens(cpu, text, greedy, g);
+  for (const c10::Device& device : test::devices()) {
+    SCOPED_TRACE(device.str());
+    Prior prior = test_prior();
+    prior->to(device);
+    ReferenceDecoder fp32(prior), bf16(prior, true);
+    const torch::Tensor logits = all_logits(fp32, text, tokens);
+    EXPECT_EQ(logits.device(), device);
+    EXPECT_LT((logits.cpu() - want).abs().max().item<double>(), 1e-4);
+    const torch::Tensor half = all_logits(bf16, text, tokens);
+    EXPECT_EQ(half.scalar_type(), torch::kFloat32);
+    EXPECT_GT((half.cpu() - want).abs().max().item<double>(), 0.0) << "bf16 autocast did not take effect";
+    EXPECT_LT((half.cpu() - want).abs().max().item<double>(), 0.1);
+    torch::Generator gen = step_generator(1, 0, 0);
+    EXPECT_TRUE(torch::equal(sample_image_tokens(fp32, text, greedy, gen), want_tokens));
+  }
+}
+
 TEST(PriorDecoder, LowPrecisionWeightsKeepTheGreedyTokens) {
   Prior prior = test_prior(64);
   torch::InferenceMode guard;

@@ -14,6 +14,7 @@
 #include "dalle/io/weights.h"
 #include "dalle/prior/loss.h"
 #include "dalle/train/grad_scaling.h"
+#include "dalle/train/precision.h"
 #include "dalle/train/prior_trainer.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/util/error.h"
@@ -40,7 +41,7 @@ std::vector<torch::Tensor> grads_of(Prior& prior, const ToyBatch& b, bool bf16 =
   for (auto& p : prior->parameters()) p.mutable_grad() = torch::Tensor();
   PriorLogits logits;
   {
-    CpuAutocastGuard autocast(bf16);
+    AutocastGuard autocast(bf16);
     logits = prior->forward(b.text, b.image);
   }
   (prior_loss(logits, b.text, b.image, 1.0 / 8).loss * loss_factor).backward();
@@ -133,15 +134,21 @@ TEST(GradScaling, UnscaledGradientsEqualUnscaledRun) {
   expect_same_grads(got, plain, 1e-5);
 }
 
-TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
+// fp16 as `device` trains it (precision.h): emulated by rounding on the CPU, real fp16 products
+// under autocast on a GPU.
+void expect_inf_in_one_block_skips_the_update(const c10::Device& device) {
+  const PrecisionPlan plan = precision_plan(Precision::fp16, device);
   torch::manual_seed(0);
   Prior prior(test::toy_prior(2), 3, 4, 10);
-  const ToyBatch b = toy_batch(4, 2);
+  prior->to(device);
+  ToyBatch b = toy_batch(4, 2);
+  b.text = b.text.to(device);
+  b.image = b.image.to(device);
   const auto blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()));
   ResblockRunnerOptions o;
   o.scales = &scales;
-  o.fp16 = true;
+  o.fp16 = plan.emulate_fp16;
   const ResblockRunner runner = resblock_runner_make(o);
   const int64_t bad_block = 2;  // attn_1: the blocks before it must not see its Inf
   bool inject = true;
@@ -169,7 +176,13 @@ TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
   };
   auto train_step = [&](int64_t step) {
     adam.zero_grad();
-    prior_loss(prior->forward(b.text, b.image), b.text, b.image, 1.0 / 8).loss.backward();
+    PriorLogits logits;
+    {
+      AutocastGuard autocast(plan.autocast, device.type(), plan.dtype);
+      logits = prior->forward(b.text, b.image);
+    }
+    EXPECT_EQ(logits.image.scalar_type(), torch::kFloat32);
+    prior_loss(logits, b.text, b.image, 1.0 / 8).loss.backward();
     return scaled_update(&scales, blocks, true, prior->parameters(), 4.0, adam, 1e-3, step);
   };
 
@@ -191,6 +204,13 @@ TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
   EXPECT_EQ(trained.metadata.at("adam_steps"), "1");
   EXPECT_FALSE(torch::equal(before.tensors.at("param.blocks.1.attn.qkv.weight"),
                             trained.tensors.at("param.blocks.1.attn.qkv.weight")));
+}
+
+TEST(GradScaling, InfInOneBlockLowersItsScaleAndSkipsTheWholeUpdate) {
+  for (const c10::Device& device : test::devices()) {
+    SCOPED_TRACE(device.str());
+    expect_inf_in_one_block_skips_the_update(device);
+  }
 }
 
 // SPEC §3 keeps gains and biases 32-bit: in fp16 mode their gradients are not rounded to fp16 and
@@ -402,4 +422,55 @@ TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
   const std::string png = dir + "/scales.png";
   EXPECT_TRUE(plot_grad_scales(path_join(dir + "/resumed", "metrics.jsonl"), png));
   EXPECT_TRUE(path_exists(png));
+}
+
+// --weights16 (the paper's memory scheme), in bf16 as a CPU runs it: block matrices and their
+// AdamW moments are stored in 16 bits, gains, embeddings and the EMA stay fp32, the loss goes
+// down, and resuming from the checkpoint equals the straight run.
+TEST(Precision, Weights16StoresBlockMatricesIn16BitsAndResumesExactly) {
+  const std::string dir = test::scratch_dir("weights16").string();
+  ModelConfig c = test::preset("tiny");
+  c.prior_train.batch = 8;
+  test::write_synthetic_tokens(dir + "/tokens", c, 200);
+  auto train = [&](const std::string& out, int64_t steps, bool resume, bool weights16) {
+    PriorTrainOptions o;
+    o.data = dir + "/tokens";
+    o.out = out;
+    o.steps = steps;
+    o.resume = resume;
+    o.save_every = 10;
+    o.precision = "bf16";
+    o.weights16 = weights16;
+    o.quiet = true;
+    o.sample_prompts.clear();
+    return prior_train(c, o);
+  };
+  const PriorTrainResult straight = train(dir + "/straight", 30, false, true);
+  EXPECT_LT(straight.last_loss, straight.first_loss);
+  train(dir + "/resumed", 10, false, true);
+  train(dir + "/resumed", 30, true, true);
+  const auto a = test::metrics_of(dir + "/straight"), b = test::metrics_of(dir + "/resumed");
+  ASSERT_EQ(a.size(), 30u);
+  ASSERT_EQ(b.size(), 30u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_DOUBLE_EQ(a[i]["loss"].get<double>(), b[i]["loss"].get<double>()) << i;
+  const SafeTensors ckpt = safetensors_load(dir + "/straight/checkpoint.safetensors");
+  EXPECT_EQ(ckpt.tensors.at("model.blocks.0.attn.qkv.weight").scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(ckpt.tensors.at("adam.v.blocks.0.mlp.fc.weight").scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(ckpt.tensors.at("model.blocks.0.attn.qkv.bias").scalar_type(), torch::kFloat32);
+  EXPECT_EQ(ckpt.tensors.at("model.text_emb.weight").scalar_type(), torch::kFloat32);
+  EXPECT_EQ(ckpt.tensors.at("ema.blocks.0.attn.qkv.weight").scalar_type(), torch::kFloat32);
+  // The shipped weights are fp32 like any bundle's, and sample.
+  Bundle bundle = bundle_load(dir + "/straight");
+  EXPECT_EQ(bundle.prior->attn[0]->qkv->weight.scalar_type(), torch::kFloat32);
+  // fp32 and fp16 (emulated here) have no 16-bit storage to use.
+  for (const char* precision : {"fp32", "fp16"}) {
+    PriorTrainOptions o;
+    o.data = dir + "/tokens";
+    o.out = dir + "/refused";
+    o.steps = 1;
+    o.precision = precision;
+    o.weights16 = true;
+    o.quiet = true;
+    EXPECT_THROW(prior_train(c, o), Error) << precision;
+  }
 }

@@ -50,17 +50,20 @@ TEST(KvCache, RingSizesAreTheMasksReach) {
 }
 
 TEST(KvCache, CachedLogitsEqualFullRecomputeForEveryMaskType) {
-  // 1 layer: conv only; 3: row, column, conv; 6: row, column, row, row, column... conv.
-  for (int layers : {1, 3, 6})
-    for (int kernel : {3, 5}) {
-      SCOPED_TRACE("layers " + std::to_string(layers) + ", conv kernel " + std::to_string(kernel));
-      torch::manual_seed(layers * 10 + kernel);
-      Prior prior(cache_prior(layers, kernel), 4, 5, 12);  // 4x5 grid: rings of 6 and 8 wrap
-      prior->eval();
-      const torch::Tensor text = torch::randint(0, 25, {3, 5}, torch::kLong);
-      const torch::Tensor image = torch::randint(0, 12, {3, 20}, torch::kLong);
-      expect_cached_equals_full(prior, text, image, 0);
-    }
+  // 1 layer: conv only; 3: row, column, conv; 6: row, column, row, row, column... conv. On every
+  // device: the cache's buffers and the masks live where the model does.
+  for (const c10::Device& device : test::devices())
+    for (int layers : {1, 3, 6})
+      for (int kernel : {3, 5}) {
+        SCOPED_TRACE(device.str() + ", layers " + std::to_string(layers) + ", conv kernel " + std::to_string(kernel));
+        torch::manual_seed(layers * 10 + kernel);
+        Prior prior(cache_prior(layers, kernel), 4, 5, 12);  // 4x5 grid: rings of 6 and 8 wrap
+        prior->eval();
+        prior->to(device);
+        const torch::Tensor text = torch::randint(0, 25, {3, 5}, torch::kLong).to(device);
+        const torch::Tensor image = torch::randint(0, 12, {3, 20}, torch::kLong).to(device);
+        expect_cached_equals_full(prior, text, image, 0);
+      }
 }
 
 TEST(KvCache, PrefilledInitRowsContinueLikeFullRecompute) {

@@ -129,7 +129,7 @@ TEST(Prior, LogitsAreFp32ProductsUnderBf16Autocast) {
   torch::Tensor h, bf16_head;
   PriorLogits logits;
   {
-    CpuAutocastGuard autocast(true);
+    AutocastGuard autocast(true);
     h = prior->hidden(text, image);
     logits = prior->forward(text, image);
     bf16_head = prior->image_head(h.narrow(1, 6, 12)).to(torch::kFloat32);
@@ -146,7 +146,7 @@ TEST(Prior, LogitsAreFp32ProductsUnderBf16Autocast) {
   KvCache cache = prior->make_cache(2);
   torch::Tensor first;
   {
-    CpuAutocastGuard autocast(true);
+    AutocastGuard autocast(true);
     first = prior->prefill(text, cache);
   }
   EXPECT_LT((first - want_image.select(1, 0)).abs().max().item<double>(), 2e-2);  // bf16 blocks, same head

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include <cctype>
@@ -38,6 +39,14 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::create_directories(p);
   scratch_dirs().push_back(p);
   return p;
+}
+
+// The devices device-agnostic tests run on: the CPU, and the first GPU when libtorch has CUDA
+// and one is visible (scripts/gpu-check.sh runs them there).
+inline std::vector<c10::Device> devices() {
+  std::vector<c10::Device> out{c10::Device(c10::kCPU)};
+  if (torch::cuda::is_available()) out.emplace_back(c10::kCUDA, 0);
+  return out;
 }
 
 // A prior small enough to run in milliseconds: d 32, 4 heads, 6 text positions of 20 ids.

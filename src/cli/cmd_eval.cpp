@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/eval/fid_eval.h"
 #include "dalle/eval/judge.h"
@@ -28,6 +29,7 @@ struct EvalFlags {
   int64_t seed = 0;
   int threads = 0;
   std::string weights;
+  std::string device = "cpu";
   int seeds = 2;
   ShapesEvalOptions shapes;
   SamplerFlags shapes_sampler;
@@ -77,7 +79,7 @@ int run_train_judge(const EvalFlags& f) {
 int run_shapes(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model, weights_choice(f.weights));
+  Bundle bundle = bundle_load(model, weights_choice(f.weights), device_from_name(f.device));
   const int size = bundle.config.vae.image_size;
   f.shapes.sampler = sampler_choice(f.shapes_sampler, bundle.config.sample);
   make_dirs(f.out);
@@ -130,7 +132,7 @@ std::vector<double> parse_radii(const std::string& list) {
 int run_fid(EvalFlags& f) {
   apply_threads(f.threads);
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model, weights_choice(f.weights));
+  Bundle bundle = bundle_load(model, weights_choice(f.weights), device_from_name(f.device));
   f.fid.sampler = sampler_choice(f.fid_sampler, bundle.config.sample);
   f.fid.blur = parse_radii(f.blur);
   f.fid.seed = static_cast<uint64_t>(f.seed);
@@ -199,6 +201,7 @@ void register_eval(CLI::App& app, Action& action) {
   shapes->add_flag("--restart", f.shapes.restart, "Ignore partial results in OUT and start over");
   add_sampler_options(shapes, f.shapes_sampler);
   add_weights_option(shapes, f.weights);
+  add_device_option(shapes, f.device, "sampling");
   add_threads_option(shapes, f.threads);
   add_progress_options(shapes);
   shapes->callback([&action] { action = [] { return run_shapes(f); }; });
@@ -237,6 +240,7 @@ void register_eval(CLI::App& app, Action& action) {
       ->check(CLI::Range(2, 1000000));
   add_sampler_options(fid, f.fid_sampler);
   add_weights_option(fid, f.weights);
+  add_device_option(fid, f.device, "sampling");
   add_threads_option(fid, f.threads);
   add_progress_options(fid);
   fid->callback([&action] { action = [] { return run_fid(f); }; });

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cli/command.h"
+#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/sample/generate.h"
 #include "dalle/util/error.h"
@@ -30,6 +31,7 @@ struct GenerateFlags {
   int init_rows = 0;
   int threads = 0;
   std::string weights;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -51,7 +53,7 @@ int run_generate(GenerateFlags& f) {
   const uint64_t seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}() & 0x7fffffff;
   GenerateRequest request;
   if (!f.init_image.empty()) request.init_image = image_load(f.init_image);
-  Bundle bundle = bundle_load(model, weights_choice(f.weights));
+  Bundle bundle = bundle_load(model, weights_choice(f.weights), device_from_name(f.device));
   request.prompt = f.prompt;
   request.count = f.count;
   request.keep = f.keep;
@@ -59,8 +61,8 @@ int run_generate(GenerateFlags& f) {
   request.seed = seed;
   request.sampler = sampler_choice(f.sampler, bundle.config.sample);
   request.init_rows = f.init_rows;
-  std::fprintf(stderr, "generate: \"%s\" with %s (%s weights), seed %llu, %d candidates in batches of %d, keeping %d\n",
-               f.prompt.c_str(), model.c_str(), weight_format_name(bundle.weights).c_str(),
+  std::fprintf(stderr, "generate: \"%s\" with %s (%s weights on %s), seed %llu, %d candidates in batches of %d, keeping %d\n",
+               f.prompt.c_str(), model.c_str(), weight_format_name(bundle.weights).c_str(), bundle.device.str().c_str(),
                static_cast<unsigned long long>(seed), f.count, request.batch, f.keep);
   const SamplerSettings& s = request.sampler;
   std::fprintf(stderr, "generate: temperature %g, top-k %d, top-p %g, guidance (cfg) scale %g\n", s.temperature,
@@ -133,6 +135,7 @@ void register_generate(CLI::App& app, Action& action) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", f.json, "Print each kept image's path, rank and rerank score as JSON on stdout");
   add_weights_option(cmd, f.weights);
+  add_device_option(cmd, f.device, "sampling");
   add_threads_option(cmd, f.threads);
   add_progress_options(cmd);
   cmd->callback([&action, cmd] {

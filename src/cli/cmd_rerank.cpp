@@ -55,6 +55,8 @@ void register_rerank(CLI::App& app, Action& action) {
   cmd->add_option("--shuffle-buffer", o.shuffle_buffer, "Samples held to shuffle the stream across shards")
       ->capture_default_str()->check(CLI::PositiveNumber);
   add_dist_options(cmd, f.dist_timeout);
+  add_device_option(cmd, o.device, "training");
+  add_tf32_option(cmd, o.tf32);
   add_threads_option(cmd, o.threads);
   add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_rerank_train(f); }; });

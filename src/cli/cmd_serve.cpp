@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/command.h"
+#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/serve/server.h"
 #include "dalle/util/error.h"
@@ -26,15 +27,15 @@ int run_serve(ServeFlags& f) {
   if (f.options.api_key.empty())
     if (const char* key = std::getenv("DALLE_API_KEY")) f.options.api_key = key;
   const std::string model = f.model.empty() ? default_model_path() : f.model;
-  Bundle bundle = bundle_load(model, weights_choice(f.weights));
+  Bundle bundle = bundle_load(model, weights_choice(f.weights), device_from_name(f.device));
   f.options.model_label = bundle.config.name;
   const int size = bundle.config.vae.image_size;
   f.options.on_listening = [&](const std::string& host, int port) {
     std::fprintf(stderr,
-                 "serve: listening on http://%s:%d (model %s from %s: %dx%d images, %s weights, %s; queue %d, %s); "
+                 "serve: listening on http://%s:%d (model %s from %s: %dx%d images, %s weights on %s, %s; queue %d, %s); "
                  "Ctrl+C stops\n",
                  host.c_str(), port, bundle.config.name.c_str(), model.c_str(), size, size,
-                 weight_format_name(bundle.weights).c_str(),
+                 weight_format_name(bundle.weights).c_str(), bundle.device.str().c_str(),
                  bundle.reranker ? "reranked" : "no reranker", f.options.max_queue,
                  f.options.api_key.empty() ? "no API key" : "API key required");
   };
@@ -54,8 +55,6 @@ void register_serve(CLI::App& app, Action& action) {
                   "Address to listen on: 127.0.0.1 serves this machine only; 0.0.0.0 every network (use --api-key)")
       ->capture_default_str();
   cmd->add_option("--port", o.port, "Port (0: any free port, printed at start)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--device", f.device, "Where the model runs (cpu; GPU sampling comes with a CUDA build)")
-      ->capture_default_str()->check(CLI::IsMember({"cpu"}));
   cmd->add_option("--max-queue", o.max_queue, "Jobs that may wait behind the running one; more get 429 with Retry-After")
       ->capture_default_str()->check(CLI::Range(1, 10000));
   cmd->add_option("--api-key", o.api_key,
@@ -72,6 +71,7 @@ void register_serve(CLI::App& app, Action& action) {
   cmd->add_option("--max-candidates", o.limits.max_candidates, "Largest rerank pool one request may ask for (candidates)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   add_weights_option(cmd, f.weights);
+  add_device_option(cmd, f.device, "the model");
   add_threads_option(cmd, f.threads);
   cmd->callback([&action] { action = [] { return run_serve(f); }; });
 }

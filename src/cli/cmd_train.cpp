@@ -75,9 +75,14 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("--val-samples", o.val_samples, "Held-out samples kept for the validation loss, at most")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", o.precision,
-                  "fp32; bf16 autocast for matrix products (oneDNN); fp16 (emulated on CPU). 16-bit modes "
-                  "use per-resblock gradient scaling")
+                  "fp32; bf16 (matrix products in bf16 under autocast, oneDNN on CPU); fp16 (on CUDA real fp16 "
+                  "products and activations inside the resblocks; emulated by fp16 rounding on CPU). Logits, "
+                  "embeddings, gains and the identity path stay fp32; 16-bit modes use per-resblock gradient scaling")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_flag("--weights16", o.weights16,
+                "Store the resblocks' weight matrices in the precision's 16-bit type, the paper's memory scheme: no "
+                "fp32 master copy, AdamW moments in 16 bits (bf16 for fp16 weights' second moment), each update "
+                "computed in fp32 and rounded once; the EMA stays fp32. Needs --precision bf16, or fp16 on CUDA");
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "Recompute each resblock in backward instead of keeping its activations (less memory, ~1/3 more compute)");
   cmd->add_option("--powersgd-rank", o.powersgd_rank,
@@ -90,6 +95,8 @@ void register_train(CLI::App& app, Action& action) {
   cmd->add_option("--fault-nonfinite-loss", f.fault_nonfinite_loss,
                   "Testing: make update STEP's loss NaN (STEP@RANK: on that rank only)")
       ->group("");  // hidden
+  add_device_option(cmd, o.device, "training");
+  add_tf32_option(cmd, o.tf32);
   add_threads_option(cmd, o.threads);
   add_progress_options(cmd);
   cmd->callback([&action] { action = [] { return run_train(f); }; });

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
 #include "dalle/dist/process_group.h"
@@ -40,6 +41,7 @@ struct VaeFlags {
   int64_t max_images = -1;
   std::string precision = "fp32";
   std::string device = "cpu";
+  bool tf32 = false;
   bool checkpoint_activations = false;
   int64_t count = -1;  // reconstruct: images to evaluate (-1 = all)
   int64_t show = 8;    // reconstruct: images in the grid
@@ -79,6 +81,7 @@ int run_train(const VaeFlags& f) {
   o.precision = f.precision;
   o.checkpoint_activations = f.checkpoint_activations;
   o.device = f.device;
+  o.tf32 = f.tf32;
   o.dist = join_distributed(f.dist_timeout);
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
@@ -95,6 +98,7 @@ int run_encode(const VaeFlags& f) {
   o.max_images = f.max_images;
   o.crops = f.crops;
   o.seed = static_cast<uint64_t>(f.seed);
+  o.device = f.device;
   o.progress = [&](const char*, int64_t done, int64_t total) {
     bar.set_total(total);
     bar.update(done);
@@ -110,6 +114,7 @@ int run_reconstruct(const VaeFlags& f) {
   apply_threads(f.threads);
   ModelConfig config;
   Dvae vae = vae_load(f.vae, &config);
+  vae->to(device_from_name(f.device));
   ImageSet set = image_set_load(f.data, config.vae.image_size, false, f.threads, f.count);
   if (set.images.size(0) == 0) throw file_error(f.data, "holds no readable images");
   torch::InferenceMode inference;
@@ -206,13 +211,12 @@ void register_vae(CLI::App& app, Action& action) {
                     "Held-out images (vae_train.val_fraction of the data, chosen by name) for the final PSNR, at most")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   train->add_option("--precision", f.precision,
-                    "fp32; bf16 (convolutions in bf16 through oneDNN, NHWC); fp16 (emulated on CPU: fp16 rounding of "
-                    "each resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
+                    "fp32; bf16 (convolutions in bf16 under autocast, oneDNN NHWC on CPU); fp16 (on CUDA real fp16 "
+                    "convolutions and activations inside the resblocks; emulated on CPU by fp16 rounding of each "
+                    "resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  train->add_option("--device", f.device,
-                    "cpu, or cuda / cuda:N with a CUDA build of libtorch (fp32 there, TF32 convolutions; "
-                    "Gumbel noise from the GPU's generator, so a GPU run differs from a CPU run of the same seed)")
-      ->capture_default_str();
+  add_device_option(train, f.device, "training");
+  add_tf32_option(train, f.tf32);
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,
                   "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
   add_dist_options(train, f.dist_timeout);
@@ -232,6 +236,7 @@ void register_vae(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::Range(1, 1000));
   encode->add_option("-s,--seed", f.seed, "Random seed of the crops")->capture_default_str();
   encode->add_option("--workers", f.workers, "Image decoding threads")->capture_default_str()->check(CLI::Range(1, 256));
+  add_device_option(encode, f.device, "the dVAE");
   add_threads_option(encode, f.threads);
   add_progress_options(encode);
   encode->callback([&action] { action = [] { return run_encode(f); }; });
@@ -247,6 +252,7 @@ void register_vae(CLI::App& app, Action& action) {
                     "Also write every reconstruction as DIR/NNNNNN.png (input order) with the image's captions as "
                     "DIR/NNNNNN.txt: image-caption pairs that look like the prior's decoded samples (e.g. to train "
                     "a reranker on)");
+  add_device_option(recon, f.device, "the dVAE");
   add_threads_option(recon, f.threads);
   add_progress_options(recon);
   recon->callback([&action] { action = [] { return run_reconstruct(f); }; });

@@ -41,6 +41,13 @@ void apply_threads(int threads);
 void add_weights_option(CLI::App* app, std::string& weights);
 std::optional<WeightFormat> weights_choice(const std::string& weights);
 
+// --device cpu|cuda[:N]|auto on a command that runs a model (`what`: "training", "sampling", ...).
+// A name this build cannot serve (CUDA on a CPU-only build, a GPU that is not there) is a usage
+// error: one line, exit 2.
+void add_device_option(CLI::App* app, std::string& device, const std::string& what);
+// --tf32 on a trainer (util/device.h allow_tf32).
+void add_tf32_option(CLI::App* app, bool& tf32);
+
 // --temperature, --top-k, --top-p and --cfg-scale on a command that samples. Each one not given
 // comes from the bundle's recommended settings (its config's `sample` section): sampler_choice().
 struct SamplerFlags {

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "cli/command.h"
-
 #include "dalle/dist/process_group.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/progress.h"
 #include "dalle/util/threads.h"
@@ -28,6 +28,30 @@ void add_weights_option(CLI::App* app, std::string& weights) {
                   "a quarter); bf16 and int8 also decode images with bf16 dVAE weights (default: as the bundle stores "
                   "them, fp32 unless made by `dalle quantize`)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
+}
+
+void add_device_option(CLI::App* app, std::string& device, const std::string& what) {
+  app->add_option("--device", device,
+                  "Where " + what + " runs: cpu, cuda (the first GPU), cuda:N, or auto (a GPU when one is visible, "
+                  "else the CPU). CUDA needs dalle built against a CUDA libtorch (scripts/build-cuda.sh); files are "
+                  "the same either way")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            try {
+              device_from_name(name);
+              return std::string();
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+          },
+          "DEVICE"));
+}
+
+void add_tf32_option(CLI::App* app, bool& tf32) {
+  app->add_flag("--tf32", tf32,
+                "On CUDA, let fp32 products use TF32 tensor cores (10-bit mantissa inputs, fp32 sums); no effect on "
+                "CPU or in 16-bit modes");
 }
 
 std::optional<WeightFormat> weights_choice(const std::string& weights) {

@@ -35,7 +35,7 @@ Prior prior_create(const ModelConfig& config) {
   return Prior(config.prior, config.vae.grid(), config.vae.grid(), config.vae.vocab);
 }
 
-Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights) {
+Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights, const c10::Device& device) {
   require_folder(dir, "a model bundle");
   Bundle b;
   b.path = dir;
@@ -53,7 +53,8 @@ Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights) 
   module_load_weights(*b.prior, st, prior_file);
   b.prior->eval();
   b.weights = weights.value_or(stored);
-  b.decoder = std::make_shared<PriorDecoder>(b.prior, b.weights, b.weights == WeightFormat::int8 ? int8 : Int8Weights{});
+  if (device.is_cpu())
+    b.decoder = std::make_shared<PriorDecoder>(b.prior, b.weights, b.weights == WeightFormat::int8 ? int8 : Int8Weights{});
   if (b.weights != WeightFormat::fp32) b.vae->decoder->to(torch::kBFloat16);
   const std::string rerank = path_join(dir, kRerankWeightsFile);
   if (path_exists(rerank)) {
@@ -61,11 +62,25 @@ Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights) 
     b.reranker = reranker_load(rerank, &fingerprint);
     reranker_check_tokenizer(b.reranker, fingerprint, b.tokenizer, rerank);
   }
+  if (!device.is_cpu()) bundle_to_device(b, device);
   return b;
 }
 
-PriorDecoder& bundle_decoder(Bundle& bundle) {
-  if (!bundle.decoder) bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
+void bundle_to_device(Bundle& bundle, const c10::Device& device) {
+  bundle.device = device;
+  if (bundle.prior) bundle.prior->to(device);
+  if (bundle.vae) bundle.vae->to(device);
+  if (bundle.reranker) bundle.reranker->to(device);
+  bundle.decoder.reset();
+}
+
+ImageTokenDecoder& bundle_decoder(Bundle& bundle) {
+  if (!bundle.decoder) {
+    if (bundle.device.is_cpu())
+      bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
+    else
+      bundle.decoder = std::make_shared<ReferenceDecoder>(bundle.prior, bundle.weights != WeightFormat::fp32);
+  }
   return *bundle.decoder;
 }
 

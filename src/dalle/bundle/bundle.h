@@ -28,9 +28,12 @@ struct Bundle {
   Prior prior{nullptr};
   Reranker reranker{nullptr};  // null when the bundle has no rerank.safetensors
   // Sampling runs on `decoder`, with the prior's linear weights in `weights`; with bf16 or int8
-  // the dVAE decoder's weights are bf16 too (bench_decode: pixels within 1e-4 of fp32).
+  // the dVAE decoder's weights are bf16 too (bench_decode: pixels within 1e-4 of fp32). On a CPU
+  // it is the packed PriorDecoder; on a GPU the module with its KV cache (ReferenceDecoder), in
+  // bf16 for the bf16 and int8 formats (CUDA has no int8 path here: int8 weights run as bf16).
   WeightFormat weights = WeightFormat::fp32;
-  std::shared_ptr<PriorDecoder> decoder;
+  std::shared_ptr<ImageTokenDecoder> decoder;
+  c10::Device device{c10::kCPU};  // where the models run
 };
 
 // A folder with config.json and vae.safetensors (a VAE run, a token folder or a bundle).
@@ -38,9 +41,13 @@ Dvae vae_load(const std::string& dir, ModelConfig* config_out = nullptr);
 Prior prior_create(const ModelConfig& config);
 // `weights`: the inference format; by default the one prior.safetensors is stored in (an int8
 // bundle from `dalle quantize` samples in int8, a trained fp32 bundle in fp32).
-Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights = std::nullopt);
-// The bundle's decoder, made (in `weights`) on first use for a bundle assembled in code. It packs
-// a copy of the prior's weights: code that changes them resets `bundle.decoder`.
-PriorDecoder& bundle_decoder(Bundle& bundle);
+Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights = std::nullopt,
+                   const c10::Device& device = c10::Device(c10::kCPU));
+// Moves the bundle's models to `device` (and drops its decoder, remade there on first use).
+void bundle_to_device(Bundle& bundle, const c10::Device& device);
+// The bundle's decoder, made (in `weights`, on the bundle's device) on first use for a bundle
+// assembled in code. On a CPU it packs a copy of the prior's weights: code that changes them
+// resets `bundle.decoder`.
+ImageTokenDecoder& bundle_decoder(Bundle& bundle);
 
 }  // namespace dalle

@@ -73,7 +73,7 @@ torch::Tensor generate_for_captions(Bundle& bundle, const std::vector<std::strin
         const torch::Tensor uncond = encode_caption(bundle, "").expand({b, text.size(1)}).contiguous();
         torch::Generator gen = step_generator(o.seed, start, 11);
         const torch::Tensor tokens = sample_image_tokens(bundle_decoder(bundle), text, o.sampler, gen, {}, uncond);
-        const torch::Tensor decoded = bundle.vae->decode_tokens(tokens.view({b, grid, grid}));
+        const torch::Tensor decoded = bundle.vae->decode_tokens(tokens.view({b, grid, grid})).cpu();
         for (int64_t i = 0; i < b; ++i)
           keep(start + i, image_from_tensor(decoded[i]),
                {{"prompt", captions[start + i]}, {"seed", std::to_string(o.seed)}, {"row", std::to_string(start + i)}});

@@ -305,7 +305,7 @@ json shapes_eval(Bundle& bundle, Judge& judge, const JudgeAccuracy& judge_acc, c
       for (int k = 0; k < o.ceiling_renders; ++k)
         renders.push_back(shapes_render_scene(prompts[i].scene, static_cast<int64_t>(i) * 1000 + k, render).image);
       if (renders.empty()) continue;
-      const torch::Tensor decoded = bundle.vae->decode_tokens(bundle.vae->encode_images(stack_images(renders)));
+      const torch::Tensor decoded = bundle.vae->decode_tokens(bundle.vae->encode_images(stack_images(renders))).cpu();
       const torch::Tensor u8 = decoded.mul(255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
       ceiling[static_cast<int>(i)] = judge_images(judge, u8, prompts[i].scene);
     }

@@ -15,12 +15,16 @@
 namespace dalle {
 
 torch::Tensor ReferenceDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
+  const c10::Device device = prior_->text_pos.device();
+  AutocastGuard autocast(bf16_, device.type());
   cache_ = prior_->make_cache(text.size(0));
-  return prior_->prefill(text, cache_, init);
+  return prior_->prefill(text.to(device), cache_, init.defined() ? init.to(device) : init);
 }
 
 torch::Tensor ReferenceDecoder::step(const torch::Tensor& tokens, int64_t index) {
-  return prior_->step(tokens, index, cache_);
+  const c10::Device device = prior_->text_pos.device();
+  AutocastGuard autocast(bf16_, device.type());
+  return prior_->step(tokens.to(device), index, cache_);
 }
 
 namespace {

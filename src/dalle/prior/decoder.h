@@ -30,16 +30,18 @@ class ImageTokenDecoder {
   virtual int64_t image_tokens() const = 0;
 };
 
-// Prior::prefill / Prior::step with a KvCache.
+// Prior::prefill / Prior::step with a KvCache, on the prior's device (the GPU path): inputs on any
+// device, logits on the prior's. `bf16`: under bf16 autocast (the logits stay fp32).
 class ReferenceDecoder : public ImageTokenDecoder {
  public:
-  explicit ReferenceDecoder(Prior prior) : prior_(std::move(prior)) {}
+  explicit ReferenceDecoder(Prior prior, bool bf16 = false) : prior_(std::move(prior)), bf16_(bf16) {}
   torch::Tensor start(const torch::Tensor& text, const torch::Tensor& init) override;
   torch::Tensor step(const torch::Tensor& tokens, int64_t index) override;
   int64_t image_tokens() const override { return prior_->image_tokens(); }
 
  private:
   Prior prior_;
+  bool bf16_;
   KvCache cache_;
 };
 

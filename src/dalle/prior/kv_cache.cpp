@@ -13,7 +13,8 @@ int64_t KvCache::ring_size(MaskType type, const MaskShape& s) {
   return std::min(n, reach + 1);
 }
 
-KvCache::KvCache(const std::vector<MaskType>& masks, const MaskShape& s, int64_t batch, int heads, int64_t hd)
+KvCache::KvCache(const std::vector<MaskType>& masks, const MaskShape& s, int64_t batch, int heads, int64_t hd,
+                 const c10::Device& device)
     : masks_(masks), shape_(s) {
   const int64_t t = s.text_len, n = int64_t(s.grid_h) * s.grid_w;
   for (MaskType type : {MaskType::row, MaskType::conv}) {
@@ -29,14 +30,14 @@ KvCache::KvCache(const std::vector<MaskType>& masks, const MaskShape& s, int64_t
         const int64_t key = q - ((q - p) % w + w) % w;
         if (key < 0 || !image_mask_allows(type, s, static_cast<int>(q), static_cast<int>(key))) a[q][t + p] = -INFINITY;
       }
-    ring_bias_[m] = bias;
+    ring_bias_[m] = bias.to(device);
   }
   for (MaskType type : masks) {
     const std::vector<int64_t> shape =
         type == MaskType::column ? std::vector<int64_t>{batch, heads, s.grid_w, t + s.grid_h, hd}
                                  : std::vector<int64_t>{batch, heads, t + ring_[static_cast<size_t>(type)], hd};
-    keys_.push_back(torch::zeros(shape));
-    values_.push_back(torch::zeros(shape));
+    keys_.push_back(torch::zeros(shape, torch::TensorOptions().device(device)));
+    values_.push_back(torch::zeros(shape, torch::TensorOptions().device(device)));
   }
 }
 

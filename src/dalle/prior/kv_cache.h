@@ -17,7 +17,9 @@ namespace dalle {
 class KvCache {
  public:
   KvCache() = default;
-  KvCache(const std::vector<MaskType>& masks, const MaskShape& shape, int64_t batch, int heads, int64_t head_dim);
+  // Buffers on `device` (the model's).
+  KvCache(const std::vector<MaskType>& masks, const MaskShape& shape, int64_t batch, int heads, int64_t head_dim,
+          const c10::Device& device = c10::Device(c10::kCPU));
 
   // Keys/values [B, H, S, hd] of positions [0, S): the text, then image slots 0 .. S-T-1.
   void store_prefix(int layer, const torch::Tensor& k, const torch::Tensor& v);

@@ -112,13 +112,24 @@ PriorImpl::PriorImpl(const PriorConfig& config, int grid_h, int grid_w, int imag
   text_bias_ = torch::full({t, t}, -INFINITY).triu(1);
 }
 
+void PriorImpl::to(torch::Device device, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+  for (torch::Tensor& bias : mask_bias_) bias = bias.to(device);
+  for (BlockLayout& layout : layouts_) {
+    layout.bias = layout.bias.to(device);
+    if (layout.order.defined()) layout.order = layout.order.to(device);
+    if (layout.inverse.defined()) layout.inverse = layout.inverse.to(device);
+  }
+  text_bias_ = text_bias_.to(device);
+}
+
 torch::Tensor PriorImpl::embed_text(const torch::Tensor& text) {
   return text_emb(text) + text_pos.narrow(0, 0, text.size(1));
 }
 
 torch::Tensor PriorImpl::embed_slots(const torch::Tensor& slot_tokens, int64_t first) {
   const int64_t s = slot_tokens.size(1);
-  torch::Tensor slots = torch::arange(first, first + s, torch::kLong);
+  torch::Tensor slots = torch::arange(first, first + s, slot_tokens.options());
   torch::Tensor pos = row_emb.index_select(0, slots.div(grid_w_, "floor")) +
                       col_emb.index_select(0, slots.remainder(grid_w_));
   return image_emb(slot_tokens) + pos;
@@ -157,7 +168,7 @@ torch::Tensor PriorImpl::hidden(const torch::Tensor& text, const torch::Tensor& 
   const int64_t b = text.size(0), t = text.size(1), n = image.size(1);
   TORCH_CHECK(t == config_.text_len, "prior: text length ", t, " != ", config_.text_len);
   TORCH_CHECK(n == image_tokens(), "prior: image length ", n, " != ", image_tokens());
-  torch::Tensor soi = torch::full({b, 1}, image_vocab_, torch::kLong);
+  torch::Tensor soi = torch::full({b, 1}, image_vocab_, image.options());
   torch::Tensor slots = torch::cat({soi, image.narrow(1, 0, n - 1)}, 1);
   return run_blocks(torch::cat({embed_text(text), embed_slots(slots, 0)}, 1));
 }
@@ -173,12 +184,12 @@ PriorLogits PriorImpl::forward(const torch::Tensor& text, const torch::Tensor& i
 
 // The heads run outside any autocast region on fp32 activations: logits stay 32-bit (SPEC §3).
 torch::Tensor PriorImpl::text_logits(const torch::Tensor& h) {
-  CpuAutocastOff fp32;
+  AutocastOff fp32;
   return text_head(h.to(torch::kFloat32));
 }
 
 torch::Tensor PriorImpl::image_logits(const torch::Tensor& h) {
-  CpuAutocastOff fp32;
+  AutocastOff fp32;
   return image_head(h.to(torch::kFloat32));
 }
 
@@ -193,15 +204,15 @@ std::vector<std::vector<torch::Tensor>> PriorImpl::resblock_parameters() const {
 
 KvCache PriorImpl::make_cache(int64_t batch) const {
   const MaskShape shape{config_.text_len, grid_h_, grid_w_, config_.conv_kernel};
-  return KvCache(masks_, shape, batch, config_.heads, config_.d_model / config_.heads);
+  return KvCache(masks_, shape, batch, config_.heads, config_.d_model / config_.heads, text_pos.device());
 }
 
 torch::Tensor PriorImpl::prefill(const torch::Tensor& text, KvCache& cache, const torch::Tensor& init) {
   const int64_t b = text.size(0);
   TORCH_CHECK(!init.defined() || (init.size(0) == b && init.size(1) < image_tokens()),
               "prefill: init tokens must be [", b, ", P < ", image_tokens(), "]");
-  torch::Tensor slots = torch::full({b, 1}, image_vocab_, torch::kLong);
-  if (init.defined()) slots = torch::cat({slots, init}, 1);
+  torch::Tensor slots = torch::full({b, 1}, image_vocab_, text.options());
+  if (init.defined()) slots = torch::cat({slots, init.to(text.device())}, 1);
   torch::Tensor x = torch::cat({embed_text(text), embed_slots(slots, 0)}, 1);
   // The prefix sees itself through the dense masks, then leaves each layer's window behind.
   for (size_t i = 0; i < attn.size(); ++i) {

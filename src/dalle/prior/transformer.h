@@ -62,6 +62,10 @@ struct PriorLogits {
 class PriorImpl : public torch::nn::Module {
  public:
   PriorImpl(const PriorConfig& config, int grid_h, int grid_w, int image_vocab);
+  // Moves the parameters and the attention masks, which are constants rather than buffers (a
+  // bundle does not store them).
+  using torch::nn::Module::to;
+  void to(torch::Device device, bool non_blocking = false) override;
 
   // text [B, T] int64 (ids with per-position pad ids), image [B, N] int64.
   PriorLogits forward(const torch::Tensor& text, const torch::Tensor& image);

@@ -17,6 +17,7 @@
 #include "dalle/dist/data_parallel.h"
 #include "dalle/train/ema.h"
 #include "dalle/train/metrics_log.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"
@@ -96,8 +97,11 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
                              config.prior.text_vocab);
   });
   const int vocab = tokenizer.vocab_size();
+  const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
+  allow_tf32(opt.tf32);
   torch::manual_seed(opt.seed);
   Reranker model(rc, vocab);
+  model->to(device);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : model->named_parameters(true)) params.emplace_back(item.key(), item.value());
   std::unique_ptr<DataParallel> dp;
@@ -107,6 +111,7 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   if (opt.resume) checkpoint_load(ckpt_path, *model, optimizer, ema);
   if (main_rank) config_save(path_join(opt.out, kConfigFile), config);
   Reranker shipped(rc, vocab);
+  shipped->to(device);
   shipped->eval();
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();

@@ -28,6 +28,8 @@ struct RerankTrainOptions {
   int workers = 2;           // image decoding + augmentation threads
   int64_t shuffle_buffer = 1000;
   bool quiet = false;
+  std::string device = "cpu";  // cpu, cuda, cuda:N or auto (util/device.h)
+  bool tf32 = false;           // fp32 products on TF32 tensor cores (CUDA)
   // Data parallelism (dist/): this rank's process group (nullptr: one process). rerank.batch is
   // per rank, and each rank's contrastive loss takes its negatives from its own batch.
   std::shared_ptr<DistGroup> dist;

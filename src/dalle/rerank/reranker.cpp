@@ -18,12 +18,14 @@ RerankerImpl::RerankerImpl(const RerankConfig& config, int text_vocab) : config_
   log_scale = register_parameter("log_scale", torch::full({}, std::log(1 / 0.07)));
 }
 
+// Inputs on any device; outputs on the model's.
 torch::Tensor RerankerImpl::embed_text(const torch::Tensor& ids) {
-  return torch::nn::functional::normalize(text(ids), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  return torch::nn::functional::normalize(text(ids.to(log_scale.device())),
+                                          torch::nn::functional::NormalizeFuncOptions().dim(1));
 }
 
 torch::Tensor RerankerImpl::embed_images(const torch::Tensor& images) {
-  torch::Tensor x = images;
+  torch::Tensor x = images.to(log_scale.device());
   if (x.size(2) != config_.image_size || x.size(3) != config_.image_size)
     x = torch::nn::functional::interpolate(
         x, torch::nn::functional::InterpolateFuncOptions()

@@ -42,7 +42,7 @@ torch::Tensor TextEncoderImpl::forward(const torch::Tensor& ids) {
   // An all-padding caption (the empty prompt) would have no key at all: let it see its pads.
   const torch::Tensor keys = real.logical_or(real.any(1, true).logical_not());
   const torch::Tensor key_bias =
-      torch::zeros(keys.sizes()).masked_fill(keys.logical_not(), -INFINITY).view({ids.size(0), 1, 1, -1});
+      torch::zeros(keys.sizes(), pos.options()).masked_fill(keys.logical_not(), -INFINITY).view({ids.size(0), 1, 1, -1});
   torch::Tensor x = token_emb(ids) + pos.narrow(0, 0, ids.size(1));
   for (auto& block : blocks) x = block->forward(x, key_bias);
   const torch::Tensor weight = keys.to(x.scalar_type()).unsqueeze(-1);

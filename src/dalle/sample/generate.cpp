@@ -25,7 +25,7 @@ torch::Tensor init_image_tokens(Bundle& bundle, const Image& image, int rows) {
   torch::InferenceMode inference;
   const Image square = image_square(image, bundle.config.vae.image_size);
   const torch::Tensor tokens = bundle.vae->encode_images(image_to_tensor(square).unsqueeze(0));
-  return tokens.flatten(1).narrow(1, 0, int64_t(rows) * grid).contiguous();
+  return tokens.flatten(1).narrow(1, 0, int64_t(rows) * grid).cpu().contiguous();
 }
 
 std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateRequest& request,
@@ -58,9 +58,11 @@ std::vector<GeneratedImage> generate_images(Bundle& bundle, const GenerateReques
         },
         uncond.expand({b, uncond.size(1)}).contiguous(),
         init.defined() ? init.expand({b, given}).contiguous() : torch::Tensor());
-    const torch::Tensor images = bundle.vae->decode_tokens(tokens.view({b, grid, grid}));
-    const torch::Tensor scores =
-        bundle.reranker ? rerank_scores(bundle.reranker, bundle.tokenizer, request.prompt, images) : torch::zeros({b});
+    const torch::Tensor on_device = bundle.vae->decode_tokens(tokens.view({b, grid, grid}));
+    const torch::Tensor scores = bundle.reranker
+                                     ? rerank_scores(bundle.reranker, bundle.tokenizer, request.prompt, on_device).cpu()
+                                     : torch::zeros({b});
+    const torch::Tensor images = on_device.cpu();
     for (int i = 0; i < b; ++i) out.push_back({image_from_tensor(images[i]), start + i, scores[i].item<double>()});
   }
   if (bundle.reranker)

@@ -121,16 +121,18 @@ torch::Tensor sample_image_tokens(ImageTokenDecoder& decoder, const torch::Tenso
   torch::Tensor out = torch::empty({b, n}, torch::kLong);
   if (given > 0) out.narrow(1, 0, given).copy_(init);
   const int64_t rows = guided ? 2 * b : b;
-  torch::Tensor fed = torch::empty({rows}, torch::kLong);  // this step's token for every cache row
   torch::Tensor logits = decoder.start(guided ? torch::cat({text, uncond_text}, 0) : text,
                                        given == 0 ? torch::Tensor() : guided ? torch::cat({init, init}, 0) : init);
+  // This step's token for every cache row, where the decoder runs.
+  torch::Tensor fed = torch::empty({rows}, torch::TensorOptions().dtype(torch::kLong).device(logits.device()));
   for (int64_t i = given; i < n; ++i) {
     torch::Tensor mixed = logits;
     if (guided) {
       const torch::Tensor cond = logits.narrow(0, 0, b), uncond = logits.narrow(0, b, b);
       mixed = uncond + s.cfg_scale * (cond - uncond);
     }
-    torch::Tensor token = sample_logits(mixed, s, gen);
+    // On a GPU the logits come to the CPU to be drawn: the same draws as a CPU run's.
+    torch::Tensor token = sample_logits(mixed.to(torch::kCPU), s, gen);
     out.select(1, i).copy_(token);
     if (on_token) on_token(i);
     if (i + 1 < n) {

@@ -11,8 +11,12 @@ namespace dalle {
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options,
              const std::function<bool(const std::string&)>& decay)
     : options_(options) {
-  for (auto& [name, p] : params)
-    slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), decay(name)});
+  for (auto& [name, p] : params) {
+    // 16-bit weights (--weights16) keep 16-bit moments; fp16 weights' second moment is bf16, as
+    // fp16 would flush squared gradients below 6e-8 to zero.
+    const torch::ScalarType v_type = p.scalar_type() == torch::kHalf ? torch::kBFloat16 : p.scalar_type();
+    slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p, p.options().dtype(v_type)), decay(name)});
+  }
 }
 
 void AdamW::zero_grad() {
@@ -32,11 +36,21 @@ void AdamW::step(double lr) {
   for (auto& s : slots_) {
     const torch::Tensor& g = s.param.grad();
     if (!g.defined() || s.frozen) continue;
-    s.m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
-    s.v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
-    if (s.decay && options_.weight_decay > 0) s.param.mul_(1.0 - lr * options_.weight_decay);
-    const torch::Tensor denom = (s.v / bc2).sqrt_().add_(options_.eps);
-    s.param.addcdiv_(s.m, denom, -lr / bc1);
+    // 16-bit weights and moments are updated in fp32 and rounded once at the end.
+    const bool wide = s.param.scalar_type() == torch::kFloat32;
+    const torch::Tensor g32 = g.to(torch::kFloat32);
+    torch::Tensor m = wide ? s.m : s.m.to(torch::kFloat32), v = wide ? s.v : s.v.to(torch::kFloat32);
+    torch::Tensor p = wide ? s.param : s.param.to(torch::kFloat32);
+    m.mul_(options_.beta1).add_(g32, 1.0 - options_.beta1);
+    v.mul_(options_.beta2).addcmul_(g32, g32, 1.0 - options_.beta2);
+    if (s.decay && options_.weight_decay > 0) p.mul_(1.0 - lr * options_.weight_decay);
+    const torch::Tensor denom = (v / bc2).sqrt_().add_(options_.eps);
+    p.addcdiv_(m, denom, -lr / bc1);
+    if (!wide) {
+      s.m.copy_(m);
+      s.v.copy_(v);
+      s.param.copy_(p);
+    }
   }
 }
 

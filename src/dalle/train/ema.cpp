@@ -11,7 +11,7 @@ Ema::Ema(const torch::nn::Module& module, const std::function<bool(const std::st
     kept_.push_back(!keep || keep(item.key()));
     if (!kept_.back()) continue;
     names_.push_back(item.key());
-    shadow_.push_back(item.value().detach().clone());
+    shadow_.push_back(item.value().detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
   }
 }
 
@@ -19,7 +19,11 @@ void Ema::update(const torch::nn::Module& module, double decay) {
   torch::NoGradGuard no_grad;
   size_t i = 0, k = 0;
   for (const auto& item : module.named_parameters(true))
-    if (kept_[k++]) shadow_[i++].lerp_(item.value(), 1.0 - decay);
+    if (kept_[k++]) {
+      // The average stays fp32 over 16-bit weights too: a 0.99 decay's steps vanish in 16 bits.
+      shadow_[i].lerp_(item.value().to(torch::kFloat32), 1.0 - decay);
+      ++i;
+    }
 }
 
 void Ema::state_into(SafeTensors& st, const std::string& prefix) const {

@@ -1,8 +1,12 @@
-// Training precision by name, shared by both trainers. The 16-bit modes train with per-resblock
-// gradient scaling (train/grad_scaling.h); fp16 is emulated on CPUs (train/resblock_runner.h).
+// Training precision by name, shared by the trainers. The 16-bit modes train with per-resblock
+// gradient scaling (train/grad_scaling.h); fp16 is real on CUDA (autocast: fp16 products and
+// activations inside the blocks) and emulated on CPUs (train/resblock_runner.h).
 #pragma once
 #include <initializer_list>
 #include <string>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include "dalle/util/error.h"
 
@@ -21,6 +25,20 @@ inline Precision precision_from_name(const std::string& name) {
     choices += std::string(choices.empty() ? "" : ", ") + precision_name(p);
   }
   throw Error("unknown precision '" + name + "' (" + choices + ")");
+}
+
+// How a trainer runs a precision on a device: under autocast in `dtype` (bf16 anywhere, fp16 on
+// CUDA), or in fp32 with fp16 rounding around each block (fp16 on CPUs, `emulate_fp16`).
+struct PrecisionPlan {
+  bool autocast = false;
+  at::ScalarType dtype = at::kFloat;  // what autocast computes products in
+  bool emulate_fp16 = false;
+};
+
+inline PrecisionPlan precision_plan(Precision p, const c10::Device& device) {
+  if (p == Precision::bf16) return {true, at::kBFloat16, false};
+  if (p == Precision::fp16) return device.is_cuda() ? PrecisionPlan{true, at::kHalf, false} : PrecisionPlan{false, at::kFloat, true};
+  return {};
 }
 
 }  // namespace dalle

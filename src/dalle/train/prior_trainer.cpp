@@ -26,6 +26,7 @@
 #include "dalle/train/schedules.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
+#include "dalle/util/device.h"
 #include "dalle/util/progress.h"
 
 namespace dalle {
@@ -48,7 +49,7 @@ struct Batch {
 // the unconditional distribution that classifier-free guidance needs. Captions longer than
 // text_len tokens are cut; `truncated` counts them.
 Batch make_batch(const TokenBatch& data, const Tokenizer& tokenizer, const PriorConfig& pc, std::mt19937_64& rng,
-                 double bpe_dropout, double caption_drop, int64_t* truncated) {
+                 double bpe_dropout, double caption_drop, int64_t* truncated, const c10::Device& device) {
   std::vector<int64_t> text;
   for (const auto& options : data.captions) {
     std::vector<int> ids;
@@ -63,8 +64,8 @@ Batch make_batch(const TokenBatch& data, const Tokenizer& tokenizer, const Prior
     text.insert(text.end(), padded.begin(), padded.end());
   }
   Batch b;
-  b.text = torch::tensor(text, torch::kLong).view({static_cast<int64_t>(data.captions.size()), pc.text_len});
-  b.image = data.tokens.flatten(1);
+  b.text = torch::tensor(text, torch::kLong).view({static_cast<int64_t>(data.captions.size()), pc.text_len}).to(device);
+  b.image = data.tokens.flatten(1).to(device);
   return b;
 }
 
@@ -94,8 +95,14 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   }
   PriorTrainConfig& tc = config.prior_train;
   const Precision precision = precision_from_name(opt.precision);
-  const bool bf16 = precision == Precision::bf16;
   const bool scaled = precision != Precision::fp32;
+  const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
+  const PrecisionPlan plan = precision_plan(precision, device);
+  allow_tf32(opt.tf32);
+  if (opt.weights16 && !plan.autocast)
+    throw Error("train: --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
+  if (opt.weights16 && opt.dist)
+    throw Error("train: --weights16 is not supported in data-parallel runs yet (the gradient buckets are fp32)");
   if (opt.steps >= 0) tc.steps = opt.steps;
   if (opt.batch > 0) tc.batch = opt.batch;
   if (opt.powersgd_rank >= 0) tc.powersgd_rank = opt.powersgd_rank;
@@ -131,6 +138,14 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
 
   torch::manual_seed(opt.seed);
   Prior prior = prior_create(config);
+  prior->to(device);
+  if (opt.weights16) {
+    torch::NoGradGuard no_grad;
+    // Matrices only: gains, biases, embeddings and heads stay fp32 (SPEC §3).
+    for (const std::vector<torch::Tensor>& block : prior->resblock_parameters())
+      for (torch::Tensor p : block)
+        if (p.dim() >= 2) p.set_data(p.detach().to(plan.dtype));
+  }
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : prior->named_parameters(true)) params.emplace_back(item.key(), item.value());
   // Replicas start from rank 0's weights; gradients are averaged in buckets during backward.
@@ -146,7 +161,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   Ema ema(*prior, owned);
   const std::vector<std::vector<torch::Tensor>> blocks = prior->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()), world);  // M·2^13 with M replicas (SPEC §3)
-  prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
+  prior->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations, plan.emulate_fp16));
   PlateauHalver plateau(tc.plateau_window, tc.max_halvings);
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
   LoaderPosition position;
@@ -187,7 +202,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   }
 
   // MFU against the peak of the precision the products run in (bf16 runs ~2x the fp32 peak here).
-  const double peak = matmul_peak_flops(bf16 ? torch::kBFloat16 : torch::kFloat32);
+  const double peak = matmul_peak_flops(plan.autocast ? plan.dtype : torch::kFloat32, 1024, device, opt.tf32);
   std::optional<MetricsLog> metrics;
   if (main_rank) {
     metrics.emplace(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);
@@ -197,8 +212,11 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   bundle.path = opt.out;
   bundle.config = config;
   bundle.tokenizer = tokenizer;
-  bundle.vae = vae;
+  // Sample grids are drawn where the model trains: the bundle holds its own dVAE on the device
+  // (the data stream's encodes on the CPU).
+  bundle.vae = device.is_cpu() ? vae : vae_load(opt.encode_on_the_fly ? opt.vae : opt.data);
   bundle.prior = prior_create(config);
+  bundle_to_device(bundle, device);
 
   // The EMA weights into the bundle's prior on rank 0; with a sharded optimizer every rank takes
   // part, sending its share (unless `gathered` already holds the other ranks' "ema." shares).
@@ -255,12 +273,13 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
     double text = 0, image = 0;
     int64_t batches = 0;
     std::mt19937_64 rng(12345);
+    AutocastGuard autocast(opt.weights16, device.type(), plan.dtype);  // 16-bit weights take 16-bit inputs
     for (int64_t i = 0; i < n_val; i += tc.batch) {
       TokenBatch part;
       const int64_t count = std::min<int64_t>(tc.batch, n_val - i);
       part.tokens = held_out.tokens.narrow(0, i, count);
       part.captions.assign(held_out.captions.begin() + i, held_out.captions.begin() + i + count);
-      Batch b = make_batch(part, tokenizer, pc, rng, 0.0, 0.0, nullptr);
+      Batch b = make_batch(part, tokenizer, pc, rng, 0.0, 0.0, nullptr, device);
       PriorLogits logits = prior->forward(b.text, b.image);
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);
       text += l.text.item<double>();
@@ -310,10 +329,10 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
       position = data.position;
       if (data.tokens.size(1) != config.vae.grid() || data.tokens.size(2) != config.vae.grid())
         throw file_error(opt.data, "token grid does not match the VAE config");
-      Batch b = make_batch(data, tokenizer, pc, rng, tc.bpe_dropout, tc.caption_drop, &truncated);
+      Batch b = make_batch(data, tokenizer, pc, rng, tc.bpe_dropout, tc.caption_drop, &truncated, device);
       PriorLogits logits;
       {
-        CpuAutocastGuard autocast(bf16);
+        AutocastGuard autocast(plan.autocast, device.type(), plan.dtype);
         logits = prior->forward(b.text, b.image);  // logits come back in fp32
       }
       PriorLoss l = prior_loss(logits, b.text, b.image, tc.text_loss_weight);

@@ -38,9 +38,14 @@ struct PriorTrainOptions {
   int64_t val_samples = 2048;      // held-out samples kept for the validation loss (at most)
   std::vector<std::string> sample_prompts = {"a red circle", "a small blue square in the top left corner",
                                              "a green star above a yellow heart", "a large white cross"};
-  // fp32; bf16 autocast (oneDNN on CPU); fp16 (emulated on CPU). 16-bit modes use per-resblock
-  // gradient scaling and skip updates whose block gradients overflow.
+  // fp32; bf16 autocast (oneDNN on CPU); fp16 (real on CUDA, emulated on CPU). 16-bit modes use
+  // per-resblock gradient scaling and skip updates whose block gradients overflow.
   std::string precision = "fp32";
+  std::string device = "cpu";  // cpu, cuda, cuda:N or auto (util/device.h)
+  bool tf32 = false;           // fp32 products on TF32 tensor cores (CUDA)
+  // The paper's memory scheme: resblock matrices stored in the precision's 16-bit type (no fp32
+  // master copy), AdamW moments in 16 bits (adamw.h); needs bf16, or fp16 on CUDA.
+  bool weights16 = false;
   bool checkpoint_activations = false;  // recompute each resblock in backward to save memory
   bool quiet = false;
   // Fault injection for tests: the loss of each update for which this returns true becomes NaN.

@@ -45,7 +45,9 @@ struct BranchHolder : torch::CustomClassHolder {
 struct Checkpoint : torch::autograd::Function<Checkpoint> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const ResidualBranch& branch) {
     ctx->saved_data["branch"] = c10::IValue::make_capsule(c10::make_intrusive<BranchHolder>(branch));
-    ctx->saved_data["autocast"] = cpu_autocast_enabled();
+    const AutocastState autocast = autocast_state(x.device().type());
+    ctx->saved_data["autocast"] = autocast.enabled;
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     ctx->save_for_backward({x});
     torch::NoGradGuard no_grad;
     return branch(x);
@@ -56,7 +58,8 @@ struct Checkpoint : torch::autograd::Function<Checkpoint> {
     torch::Tensor y;
     {
       torch::AutoGradMode grad_mode(true);
-      CpuAutocastGuard autocast(ctx->saved_data["autocast"].toBool());
+      AutocastGuard autocast(ctx->saved_data["autocast"].toBool(), x.device().type(),
+                             static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
       y = holder->fn(x);
     }
     // A nested backward: parameter gradients accumulate into .grad as without checkpointing.
@@ -83,12 +86,13 @@ ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options) {
   };
 }
 
-ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint) {
+ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint,
+                                           bool emulate_fp16) {
   const bool scaled = precision != Precision::fp32;
   if (!scaled && !checkpoint) return {};
   ResblockRunnerOptions options;
   options.scales = scaled ? &scales : nullptr;
-  options.fp16 = precision == Precision::fp16;
+  options.fp16 = emulate_fp16 && precision == Precision::fp16;
   options.checkpoint = checkpoint;
   return resblock_runner_make(options);
 }

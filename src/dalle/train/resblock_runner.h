@@ -1,5 +1,5 @@
 // What training wraps around each resblock of the prior and the dVAE (SPEC §3): per-resblock gradient
-// scaling with the paper's Inf/NaN filter, emulated fp16 numerics, and activation
+// scaling with the paper's Inf/NaN filter, emulated fp16 numerics on CPUs, and activation
 // checkpointing. The identity path around the block stays fp32 and unscaled.
 #pragma once
 #include "dalle/util/resblock_hook.h"
@@ -12,8 +12,9 @@ struct ResblockRunnerOptions {
   // Per-resblock gradient scales, read at each forward; null = no scaling. Must outlive the runner.
   const GradScales* scales = nullptr;
   // Round the branch's input and output, and the gradients flowing back through them, to fp16:
-  // fp16 range and precision without fp16 kernels. This emulation is what every device runs so
-  // far: the blocks still compute in fp32 between the roundings (real fp16 on CUDA is issue 21).
+  // fp16 range and precision without fp16 kernels, for CPUs (libtorch has no fast fp16 CPU
+  // matmul). On CUDA the trainers run the blocks under fp16 autocast instead: real fp16
+  // products, activations and activation gradients inside the blocks.
   bool fp16 = false;
   // Keep only each block's input and recompute the branch in backward.
   bool checkpoint = false;
@@ -26,8 +27,10 @@ struct ResblockRunnerOptions {
 // unscale them with grad_scales_unscale.
 ResblockRunner resblock_runner_make(const ResblockRunnerOptions& options);
 
-// What a trainer installs: scaling (with `scales`) in the 16-bit modes, fp16 rounding for fp16,
-// and checkpointing when asked; an empty runner (blocks run plainly) for fp32 without it.
-ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint);
+// What a trainer installs: scaling (with `scales`) in the 16-bit modes, fp16 rounding for fp16
+// when `emulate_fp16` (CPU), and checkpointing when asked; an empty runner (blocks run plainly)
+// for fp32 without it.
+ResblockRunner resblock_runner_for_training(Precision precision, const GradScales& scales, bool checkpoint,
+                                           bool emulate_fp16);
 
 }  // namespace dalle

@@ -68,13 +68,10 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
                 " updates) must be shorter than the run (" + std::to_string(tc.steps) + " updates)");
   const VaeConfig& vc = config.vae;
   const Precision precision = precision_from_name(opt.precision);
-  const bool bf16 = precision == Precision::bf16;
   const bool scaled = precision != Precision::fp32;  // per-resblock gradient scales
-  const c10::Device device = device_from_name(opt.device);
-  // 16-bit on CUDA needs CUDA autocast and real fp16, which come with the GPU training issue.
-  if (!device.is_cpu() && precision != Precision::fp32)
-    throw Error("vae train: --precision " + opt.precision + " is CPU-only so far; use fp32 on " + opt.device +
-                " (its convolutions use TF32 tensor cores)");
+  const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
+  const PrecisionPlan plan = precision_plan(precision, device);
+  allow_tf32(opt.tf32);
 
   const int world = opt.dist ? opt.dist->world() : 1;
   const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder
@@ -95,7 +92,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   const std::vector<std::vector<torch::Tensor>> blocks = vae->resblock_parameters();
   GradScales scales(static_cast<int64_t>(blocks.size()), world);  // M·2^13 with M replicas (SPEC §3)
   NonfiniteLosses nonfinite(tc.nonfinite_loss_limit);
-  vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations));
+  vae->set_resblock_runner(resblock_runner_for_training(precision, scales, opt.checkpoint_activations, plan.emulate_fp16));
   int64_t start = 0;
   LoaderPosition position;
   if (opt.resume) {
@@ -206,7 +203,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
         tokens = vae->encode_images(images);
       }
       {
-        CpuAutocastGuard autocast(bf16);
+        AutocastGuard autocast(plan.autocast, device.type(), plan.dtype);
         stats = vae->decoder->forward_tokens(tokens).to(torch::kFloat32);
       }
       loss = tc.decoder_finetune_loss == "mse" ? reconstruction_loss(x_mapped, stats, vc.eps)
@@ -214,7 +211,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     } else {
       torch::Tensor logits;
       {
-        CpuAutocastGuard autocast(bf16);
+        AutocastGuard autocast(plan.autocast, device.type(), plan.dtype);
         logits = vae->encoder(x_mapped).to(torch::kFloat32);
         // The relaxation and the likelihood stay in fp32.
         const torch::Tensor z = gumbel_softmax(logits, tau, noise_gen);

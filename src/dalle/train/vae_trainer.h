@@ -31,7 +31,10 @@ struct VaeTrainOptions {
   int64_t val_images = 512;      // held-out images read for the final evaluation (at most)
   std::string precision = "fp32";  // fp32, bf16 (oneDNN autocast) or fp16 (emulated on CPU)
   bool checkpoint_activations = false;  // recompute each resblock's branch in backward
-  std::string device = "cpu";    // cpu, cuda or cuda:N (fp32 only on CUDA so far)
+  // cpu, cuda, cuda:N or auto. On a GPU the Gumbel noise comes from the GPU's generator, so a GPU
+  // run differs from a CPU run of the same seed.
+  std::string device = "cpu";
+  bool tf32 = false;  // fp32 products on TF32 tensor cores (CUDA)
   bool quiet = false;
   // Fault injection for tests: the loss of each update for which this returns true becomes NaN.
   std::function<bool(int64_t step)> nonfinite_loss_at;

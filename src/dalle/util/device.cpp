@@ -13,13 +13,14 @@ namespace dalle {
 
 c10::Device device_from_name(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (name.rfind("cuda", 0) != 0)
-    throw Error("--device '" + name + "': expected cpu, cuda or cuda:N");
+    throw Error("--device '" + name + "': expected cpu, cuda, cuda:N or auto");
   int index = 0;
   if (name.size() > 4) {
     const std::string digits = name.substr(name.size() > 5 && name[4] == ':' ? 5 : name.size());
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
-      throw Error("--device '" + name + "': expected cpu, cuda or cuda:N");
+      throw Error("--device '" + name + "': expected cpu, cuda, cuda:N or auto");
     index = std::stoi(digits);
   }
   if (!torch::cuda::is_available())
@@ -29,6 +30,18 @@ c10::Device device_from_name(const std::string& name) {
   if (index >= count)
     throw Error("--device " + name + ": only " + std::to_string(count) + " GPU(s) visible");
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+c10::Device device_for_local_rank(const std::string& name, int local_rank) {
+  const c10::Device device = device_from_name(name);
+  if (!device.is_cuda() || (name != "cuda" && name != "auto")) return device;
+  const int count = static_cast<int>(torch::cuda::device_count());
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+}
+
+void allow_tf32(bool allowed) {
+  at::globalContext().setAllowTF32CuBLAS(allowed);
+  at::globalContext().setAllowTF32CuDNN(allowed);
 }
 
 at::Generator seeded_generator(const c10::Device& device, uint64_t seed) {

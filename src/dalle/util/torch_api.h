@@ -24,67 +24,85 @@ namespace dalle {
 // A CPU random generator with its own seed (same call in 1.13 and 2.x so far).
 inline torch::Generator make_cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
-// Whether CPU autocast is on in this thread (checkpointed blocks recompute under the same state).
-inline bool cpu_autocast_enabled() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
+#define DALLE_AUTOCAST_PER_DEVICE 1  // 2.4 made the autocast calls take a device type
+#endif
+
+// Autocast's state for one device type (CPU or CUDA) in this thread: whether it is on and the
+// 16-bit type it computes matmuls and convolutions in.
+struct AutocastState {
+  bool enabled = false;
+  at::ScalarType dtype = at::kBFloat16;
+};
+
+inline AutocastState autocast_state(c10::DeviceType device) {
+#ifdef DALLE_AUTOCAST_PER_DEVICE
+  return {at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device)};
 #else
-  return at::autocast::is_cpu_enabled();
+  if (device == c10::DeviceType::CUDA) return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
 #endif
 }
 
-// Turns CPU autocast off in its scope (and back to its previous state after): what must stay
-// fp32 inside an autocast region, such as the prior's logits (SPEC §3).
-class CpuAutocastOff {
- public:
-  CpuAutocastOff() : was_enabled_(cpu_autocast_enabled()) { set(false); }
-  ~CpuAutocastOff() { set(was_enabled_); }
-  CpuAutocastOff(const CpuAutocastOff&) = delete;
-  CpuAutocastOff& operator=(const CpuAutocastOff&) = delete;
-
- private:
-  static void set(bool enabled) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCPU, enabled);
+inline void set_autocast_state(c10::DeviceType device, const AutocastState& state) {
+#ifdef DALLE_AUTOCAST_PER_DEVICE
+  at::autocast::set_autocast_enabled(device, state.enabled);
+  at::autocast::set_autocast_dtype(device, state.dtype);
 #else
-    at::autocast::set_cpu_enabled(enabled);
-#endif
+  if (device == c10::DeviceType::CUDA) {
+    at::autocast::set_enabled(state.enabled);
+    at::autocast::set_autocast_gpu_dtype(state.dtype);
+  } else {
+    at::autocast::set_cpu_enabled(state.enabled);
+    at::autocast::set_autocast_cpu_dtype(state.dtype);
   }
-  bool was_enabled_;
-};
-
-// Runs the ops in its scope in bf16 where autocast says it is safe (matmuls, convolutions) and
-// in fp32 elsewhere, on CPU through oneDNN. Disabled guards do nothing.
-class CpuAutocastGuard {
- public:
-  explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    was_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
-    at::autocast::set_autocast_enabled(at::kCPU, true);
-    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-#else
-    was_enabled_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
 #endif
+}
+
+// Runs the ops in its scope in `dtype` where autocast says it is safe (matmuls, convolutions)
+// and in fp32 elsewhere: on CPU bf16 through oneDNN, on CUDA bf16 or fp16. Disabled guards do
+// nothing.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool enabled, c10::DeviceType device = c10::DeviceType::CPU,
+                         at::ScalarType dtype = at::kBFloat16)
+      : enabled_(enabled), device_(device) {
+    if (!enabled_) return;
+    before_ = autocast_state(device_);
+    set_autocast_state(device_, {true, dtype});
     at::autocast::increment_nesting();
   }
-  ~CpuAutocastGuard() {
+  ~AutocastGuard() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
-#else
-    at::autocast::set_cpu_enabled(was_enabled_);
-#endif
+    set_autocast_state(device_, before_);
   }
-  CpuAutocastGuard(const CpuAutocastGuard&) = delete;
-  CpuAutocastGuard& operator=(const CpuAutocastGuard&) = delete;
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
   bool enabled_;
-  bool was_enabled_ = false;
+  c10::DeviceType device_;
+  AutocastState before_;
+};
+
+// Turns autocast off in its scope, on CPU and CUDA (and back to the previous state after): what
+// must stay fp32 inside an autocast region, such as the prior's logits (SPEC §3).
+class AutocastOff {
+ public:
+  AutocastOff() : cpu_(autocast_state(c10::DeviceType::CPU)), cuda_(autocast_state(c10::DeviceType::CUDA)) {
+    set_autocast_state(c10::DeviceType::CPU, {false, cpu_.dtype});
+    set_autocast_state(c10::DeviceType::CUDA, {false, cuda_.dtype});
+  }
+  ~AutocastOff() {
+    set_autocast_state(c10::DeviceType::CPU, cpu_);
+    set_autocast_state(c10::DeviceType::CUDA, cuda_);
+  }
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  AutocastState cpu_, cuda_;
 };
 
 }  // namespace dalle

@@ -5,6 +5,7 @@
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/loader.h"
 #include "dalle/data/token_set.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/torch_api.h"
@@ -17,6 +18,7 @@ EncodeFolderResult vae_encode_folder(const std::string& vae_dir, const std::stri
   detect_source_format(images_dir);  // a missing source fails before anything is written
   ModelConfig config;
   Dvae vae = vae_load(vae_dir, &config);
+  vae->to(device_from_name(o.device));
   // The images stream in source order, one epoch per crop: a centre crop each (crops = 1), or
   // K crops of SPEC §3's augmentation (near-centre crop, random resize, no flip) per image. The
   // loader's batches wrap around epochs, so each image's position says which crop it is.
@@ -49,7 +51,7 @@ EncodeFolderResult vae_encode_folder(const std::string& vae_dir, const std::stri
     if (keep == 0) break;
     b.caption_lists.resize(static_cast<size_t>(keep));
     if (!writer) writer = std::make_unique<TokenSetWriter>(out_dir);
-    writer->add(vae->encode_images(b.images.narrow(0, 0, keep)), b.caption_lists);
+    writer->add(vae->encode_images(b.images.narrow(0, 0, keep)).cpu(), b.caption_lists);
     result.encoded += keep;
     if (o.progress) o.progress("encoding", result.encoded, total);
   }

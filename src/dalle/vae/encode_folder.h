@@ -17,6 +17,7 @@ struct EncodeFolderOptions {
   // captions: new crops for the prior without encoding on the fly.
   int crops = 1;
   uint64_t seed = 0;  // of the crops
+  std::string device = "cpu";  // where the dVAE runs (util/device.h)
   // Called with (stage, done, total) as images are encoded; stage is "encoding", total 0 when
   // the source's size is not known in advance (tar shards).
   std::function<void(const char*, int64_t, int64_t)> progress;

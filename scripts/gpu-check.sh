@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The GPU check of issue 21, in one go on a GPU machine (made for under 10 minutes on 16 cores and
+# one H200): builds dalle, its tests and bench_device against python3's CUDA libtorch, runs the
+# device tests on the GPU, a tiny run of every command on CUDA (fp16 training with resume, a
+# GPU-trained bundle sampled on the GPU and on the CPU), bf16 and fp16 against fp32 on `small`,
+# and the benchmarks, then prints one summary table. Each step is time-boxed and the rest still
+# runs when one fails.
+# Usage: scripts/gpu-check.sh [DEBS] [OUT]
+#   DEBS: the .deb folder from scripts/cuda-deps.sh, for a machine without Debian's libraries
+#   OUT:  logs and summary.txt (default build-cuda/gpu-check)
+# Environment: DEVICE (default cuda), PEAK_TFLOPS (the GPU's dense 16-bit datasheet peak for the
+# MFU column; default 989, an H100/H200), BUILD=0 to reuse build-cuda/ as it is.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+debs=${1:-}
+out=${2:-build-cuda/gpu-check}
+device=${DEVICE:-cuda}
+peak=${PEAK_TFLOPS:-989}
+mkdir -p "$out"
+summary=$out/summary.txt
+: >"$summary"
+work=$(mktemp -d)
+start=$SECONDS
+
+# step NAME SECONDS COMMAND...: runs COMMAND with its output in $out/NAME.log, one summary line.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  local verdict=ok
+  ((rc == 124)) && verdict="TIMEOUT after ${limit}s" || { ((rc != 0)) && verdict="FAILED (exit $rc)"; }
+  printf '%-22s %-24s %4ds\n' "$name" "$verdict" $((SECONDS - t0)) | tee -a "$summary"
+  return $rc
+}
+
+{
+  echo "gpu-check $(date -u +%FT%TZ) on $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+  python3 -c 'import torch; print("python3 torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
+} 2>&1 | tee -a "$summary"
+
+if [[ ${BUILD:-1} != 0 ]]; then
+  # shellcheck disable=SC2086
+  step build 420 scripts/build-cuda.sh --check $debs || { cat "$out/build.log" | tail -30; exit 1; }
+fi
+# shellcheck disable=SC1091
+source build-cuda/env.sh
+bin=build-cuda/bin
+dalle=$bin/dalle
+export dalle device work
+"$dalle" --version | tee -a "$summary"
+
+# The device-agnostic tests, which add a GPU pass when one is visible: logits CPU = GPU, cached =
+# full recompute for every mask type, the cache and masks on the GPU, an injected Inf under real
+# fp16, autocast and precision plans, --device on every command.
+step tests 180 "$bin/dalle_tests" --gtest_brief=1 \
+  --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*'
+
+# Every command on the device, tiny: dVAE training and encoding, fp16 prior training that resumes
+# exactly, fp16 weights (--weights16), a reranker, and the GPU-trained bundle sampled on the GPU
+# and on the CPU.
+e2e() {
+  set -e
+  local d=$work/e2e
+  "$dalle" data shapes -n 600 --size 32 -s 1 -o "$d/shapes"
+  "$dalle" vae train -c tiny -d "$d/shapes" -o "$d/vae" --steps 120 -s 1 --device "$device" --quiet
+  "$dalle" vae encode --vae "$d/vae" -d "$d/shapes" -o "$d/tokens" --device "$device" --quiet
+  "$dalle" vae reconstruct --vae "$d/vae" -d "$d/shapes" -n 64 -o "$d/recon.png" --device "$device"
+  "$dalle" train -c tiny -d "$d/tokens" -o "$d/p10" --steps 10 -s 2 --no-samples --device "$device" --precision fp16 --quiet
+  "$dalle" train -d "$d/tokens" -o "$d/p10" --steps 20 -s 2 --no-samples --device "$device" --precision fp16 --resume --quiet
+  "$dalle" train -c tiny -d "$d/tokens" -o "$d/p20" --steps 20 -s 2 --no-samples --device "$device" --precision fp16 --quiet
+  python3 - "$d/p10/metrics.jsonl" "$d/p20/metrics.jsonl" <<'PY'
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(p)] for p in sys.argv[1:])
+assert a == b, f"resumed fp16 run differs from the straight one: {a} vs {b}"
+print("fp16 resume on the GPU: 20 losses identical")
+PY
+  "$dalle" train -c tiny -d "$d/tokens" -o "$d/w16" --steps 20 -s 2 --no-samples --device "$device" --precision fp16 \
+    --weights16 --quiet
+  "$dalle" rerank train -c tiny -d "$d/shapes" -o "$d/rerank" --steps 40 -s 1 --tokenizer "$d/p20/tokenizer.json" \
+    --device "$device" --quiet
+  cp "$d/rerank/rerank.safetensors" "$d/p20/"
+  "$dalle" generate -m "$d/p20" -p "a red circle" -n 8 -s 3 -o "$d/gpu.png" --device "$device" --json
+  "$dalle" generate -m "$d/p20" -p "a red circle" -n 8 -s 3 -o "$d/cpu.png" --device cpu --json
+  "$dalle" generate -m "$d/p20" -p "a red circle" -n 8 -s 3 -o "$d/gpu16.png" --device "$device" --weights bf16 --json
+}
+export -f e2e
+step e2e 150 bash -c e2e
+
+# SPEC §3's precision scheme on a real model: bf16 and fp16 `small` runs end within 2% of fp32's
+# held-out image loss (same data, seed and steps).
+precisions() {
+  set -e
+  local d=$work/small
+  "$dalle" data shapes -n 4000 --size 64 -s 1 -o "$d/shapes"
+  "$dalle" vae train -c small -d "$d/shapes" -o "$d/vae" --steps 400 -s 1 --device "$device" --quiet
+  "$dalle" vae encode --vae "$d/vae" -d "$d/shapes" -o "$d/tokens" --device "$device" --quiet
+  for p in fp32 bf16 fp16; do
+    "$dalle" train -c small -d "$d/tokens" -o "$d/$p" --steps 600 -s 1 --no-samples --val-every 600 \
+      --device "$device" --precision "$p" --quiet
+  done
+  python3 - "$d" <<'PY'
+import json, sys
+val = {p: [json.loads(l) for l in open(f"{sys.argv[1]}/{p}/metrics.jsonl")][-1]["val_loss_img"] for p in ("fp32", "bf16", "fp16")}
+for p in ("bf16", "fp16"):
+    print(f"small, 600 steps: {p} val_loss_img {val[p]:.4f} vs fp32 {val['fp32']:.4f}: {100 * (val[p] / val['fp32'] - 1):+.2f}%")
+assert all(val[p] <= 1.02 * val["fp32"] for p in ("bf16", "fp16")), "a 16-bit run is more than 2% worse than fp32"
+PY
+}
+
+# Training tokens/s and MFU (bench-m; gpu-1b with activation checkpointing), sampling seconds per
+# image at batch 1 and 64, and the paper dVAE's encoder.
+step bench 240 "$bin/bench_device" "$device" "configs/bench-m.json:32,configs/gpu-1b.json:8:ckpt" 5 64 "$peak" "$(nproc)"
+export -f precisions
+step precisions 200 bash -c precisions
+
+echo "--- results" | tee -a "$summary"
+grep -h "resume on the GPU\|generate:\|val_loss_img\|\[  PASSED\|\[  FAILED\|FAILED TEST" "$out"/e2e.log "$out"/precisions.log "$out"/tests.log 2>/dev/null | tee -a "$summary"
+cat "$out/bench.log" | tee -a "$summary"
+echo "gpu-check: $((SECONDS - start)) s in all; logs in $out" | tee -a "$summary"
+rm -rf "$work"
