@@ -50,8 +50,8 @@ void add_device_option(CLI::App* app, std::string& device, const std::string& wh
 
 void add_tf32_option(CLI::App* app, bool& tf32) {
   app->add_flag("--tf32", tf32,
-                "On CUDA, let fp32 products use TF32 tensor cores (10-bit mantissa inputs, fp32 sums); no effect on "
-                "CPU or in 16-bit modes");
+                "On CUDA, let fp32 matrix products use TF32 tensor cores (10-bit mantissa inputs, fp32 sums), as "
+                "convolutions do by default; no effect on a CPU");
 }
 
 std::optional<WeightFormat> weights_choice(const std::string& weights) {

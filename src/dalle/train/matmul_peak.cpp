@@ -15,7 +15,7 @@ double matmul_peak_flops(torch::ScalarType dtype, int64_t n, const c10::Device& 
   const bool gpu = device.is_cuda();
   if (gpu) {
     n = std::max<int64_t>(n, 8192);
-    allow_tf32(tf32);
+    if (tf32) allow_tf32(true);
   }
   const auto on = torch::TensorOptions().device(device);
   const torch::Tensor a = torch::randn({n, n}, on).to(dtype), b = torch::randn({n, n}, on).to(dtype);

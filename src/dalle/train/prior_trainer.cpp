@@ -98,7 +98,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   const bool scaled = precision != Precision::fp32;
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
   const PrecisionPlan plan = precision_plan(precision, device);
-  allow_tf32(opt.tf32);
+  if (opt.tf32) allow_tf32(true);
   if (opt.weights16 && !plan.autocast)
     throw Error("train: --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
   if (opt.weights16 && opt.dist)

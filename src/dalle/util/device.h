@@ -21,7 +21,7 @@ c10::Device device_from_name(const std::string& name);
 c10::Device device_for_local_rank(const std::string& name, int local_rank);
 
 // Lets fp32 matmuls and convolutions on CUDA use TF32 tensor cores (10-bit mantissa products,
-// fp32 accumulation); off by default, as in PyTorch.
+// fp32 accumulation). Without it PyTorch's defaults hold: TF32 convolutions, fp32 matmuls.
 void allow_tf32(bool allowed);
 
 // A generator for `device` seeded with `seed`. For CUDA it is the device's default generator: use
