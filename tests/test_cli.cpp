@@ -208,7 +208,7 @@ TEST(Cli, UnknownFlagsAndBadValuesAreNamedFirstInOneLine) {
 // error in one line, before any work.
 TEST(Cli, EveryModelCommandTakesDeviceAndRefusesOneItCannotServe) {
   for (const char* name : {"generate", "vae train", "vae encode", "vae reconstruct", "train", "rerank train",
-                           "eval shapes", "eval fid", "serve"}) {
+                           "eval train-judge", "eval shapes", "eval fid", "serve"}) {
     CliRun r = dalle_run(std::string(name) + " --help");
     EXPECT_NE(r.output.find("--device"), std::string::npos) << name;
     r = dalle_run(std::string(name) + " --device gpu0");

@@ -46,8 +46,9 @@ std::string percent(double x) {
 }
 
 // Trains a judge for `size`-pixel images and reports its accuracy on fresh renders.
-Judge train_judge(int size, int64_t steps, uint64_t seed, JudgeAccuracy* accuracy) {
+Judge train_judge(int size, int64_t steps, uint64_t seed, const c10::Device& device, JudgeAccuracy* accuracy) {
   JudgeTrainOptions o;
+  o.device = device;
   o.image_size = size;
   o.steps = steps;
   o.seed = seed;
@@ -70,7 +71,7 @@ Judge train_judge(int size, int64_t steps, uint64_t seed, JudgeAccuracy* accurac
 int run_train_judge(const EvalFlags& f) {
   apply_threads(f.threads);
   JudgeAccuracy accuracy;
-  Judge judge = train_judge(f.size, f.judge_steps, static_cast<uint64_t>(f.seed), &accuracy);
+  Judge judge = train_judge(f.size, f.judge_steps, static_cast<uint64_t>(f.seed), device_from_name(f.device), &accuracy);
   judge_save(judge, f.out, accuracy);
   std::fprintf(stderr, "judge: wrote %s\n", f.out.c_str());
   return 0;
@@ -90,6 +91,7 @@ int run_shapes(EvalFlags& f) {
   JudgeAccuracy accuracy;
   if (path_exists(judge_path)) {
     judge = judge_load(judge_path, size);
+    judge->to(bundle.device);
     accuracy = judge_accuracy(judge, 2000, static_cast<uint64_t>(f.seed) + 1000);
     std::fprintf(stderr, "eval shapes: judge %s reads fresh renders right: %s (layout and order %s)\n",
                  judge_path.c_str(), percent(accuracy.both).c_str(), percent(accuracy.relation).c_str());
@@ -97,7 +99,7 @@ int run_shapes(EvalFlags& f) {
     if (!f.judge.empty()) throw file_error(f.judge, "no such judge file");
     std::fprintf(stderr, "eval shapes: training a judge for %dx%d images (saved as %s for later runs)\n", size, size,
                  kept.c_str());
-    judge = train_judge(size, f.judge_steps, static_cast<uint64_t>(f.seed), &accuracy);
+    judge = train_judge(size, f.judge_steps, static_cast<uint64_t>(f.seed), bundle.device, &accuracy);
     judge_save(judge, kept, accuracy);
   }
   f.shapes.seeds.clear();
@@ -169,6 +171,7 @@ void register_eval(CLI::App& app, Action& action) {
   judge->add_option("--steps", f.judge_steps, "Training steps (batch 64 of fresh renders)")->capture_default_str()
       ->check(CLI::PositiveNumber);
   judge->add_option("-s,--seed", f.seed, "Random seed")->capture_default_str();
+  add_device_option(judge, f.device, "training");
   add_threads_option(judge, f.threads);
   add_progress_options(judge);
   judge->callback([&action] { action = [] { return run_train_judge(f); }; });

@@ -78,7 +78,7 @@ torch::Tensor augment(torch::Tensor x, std::mt19937_64& rng) {
     if (unit(rng) < 0.5) {
       const double sigma = 0.3 + 0.6 * unit(rng);
       const double e = std::exp(-1.0 / (2 * sigma * sigma));
-      const torch::Tensor k1 = torch::tensor({e, 1.0, e}, torch::kFloat32) / (1 + 2 * e);
+      const torch::Tensor k1 = torch::tensor({e, 1.0, e}, torch::kFloat32).to(x.device()) / (1 + 2 * e);
       const torch::Tensor k = torch::outer(k1, k1).view({1, 1, 3, 3}).repeat({3, 1, 1, 1});
       const std::vector<int64_t> one = {1, 1}, zero = {0, 0};
       img = torch::conv2d(torch::replication_pad2d(img, {1, 1, 1, 1}), k, torch::Tensor(), one, zero, one, 3);
@@ -135,6 +135,7 @@ torch::Tensor JudgeImpl::forward(const torch::Tensor& x) {
 Judge judge_train(const JudgeTrainOptions& options) {
   torch::manual_seed(options.seed);
   Judge judge(options.image_size);
+  judge->to(options.device);
   torch::optim::Adam opt(judge->parameters(), torch::optim::AdamOptions(options.lr));
   std::mt19937_64 rng(options.seed * 7919 + 1);
   for (int64_t step = 1; step <= options.steps; ++step) {
@@ -142,7 +143,8 @@ Judge judge_train(const JudgeTrainOptions& options) {
     const double lr = options.lr * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * double(step - 1) / options.steps)));
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     const Batch b = render_batch(options.batch, options.image_size, rng, options.seed + 1);
-    const torch::Tensor loss = loss_of(judge->forward(augment(to_input(b.images), rng)), b.labels);
+    const torch::Tensor loss =
+        loss_of(judge->forward(augment(to_input(b.images.to(options.device)), rng)), b.labels.to(options.device));
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -155,12 +157,13 @@ Judge judge_train(const JudgeTrainOptions& options) {
 std::vector<JudgeReading> judge_read(Judge& judge, const torch::Tensor& images_u8) {
   torch::InferenceMode inference;
   std::vector<JudgeReading> out;
+  const c10::Device device = judge->parameters().front().device();
   for (int64_t start = 0; start < images_u8.size(0); start += 256) {
     const torch::Tensor chunk = images_u8.narrow(0, start, std::min<int64_t>(256, images_u8.size(0) - start));
-    const torch::Tensor logits = judge->forward(to_input(chunk));
+    const torch::Tensor logits = judge->forward(to_input(chunk.to(device)));
     std::vector<torch::Tensor> picks;
     for (int h = 0; h < 6; ++h) picks.push_back(head(logits, h).argmax(1));
-    const torch::Tensor p = torch::stack(picks, 1).contiguous();
+    const torch::Tensor p = torch::stack(picks, 1).cpu().contiguous();
     auto a = p.accessor<int64_t, 2>();
     for (int64_t i = 0; i < p.size(0); ++i) {
       JudgeReading r;

@@ -53,12 +53,14 @@ struct JudgeTrainOptions {
   int batch = 64;
   double lr = 2e-3;
   uint64_t seed = 0;
+  c10::Device device{c10::kCPU};  // where it trains (renders are drawn on the CPU)
   // (step, loss) every few steps, for progress.
   std::function<void(int64_t, double)> progress;
 };
 
 // Trains a judge on renders of both splits (so it knows the held-out pairs too).
 Judge judge_train(const JudgeTrainOptions& options);
+// Images on any device; the judge reads them on its own.
 std::vector<JudgeReading> judge_read(Judge& judge, const torch::Tensor& images_u8);
 // On `count` fresh clean renders (a seed the training never drew).
 JudgeAccuracy judge_accuracy(Judge& judge, int64_t count, uint64_t seed);
