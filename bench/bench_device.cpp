@@ -77,12 +77,10 @@ class Timer {
   std::chrono::steady_clock::time_point t0_;
 };
 
-// Seconds per training step of `prior` in `precision`, after two warm-up steps.
-double train_step_seconds(const ModelConfig& config, const Preset& preset, int batch, Precision precision,
-                          const c10::Device& device, int steps) {
-  torch::manual_seed(0);
-  Prior prior = prior_create(config);
-  prior->to(device);
+// Seconds per training step of `prior` in `precision`, after two warm-up steps (with fresh AdamW
+// moments; the weights carry over from the previous precision's steps, which costs no speed).
+double train_step_seconds(Prior& prior, const ModelConfig& config, const Preset& preset, int batch,
+                          Precision precision, const c10::Device& device, int steps) {
   prior->train();
   const PrecisionPlan plan = precision_plan(precision, device);
   const auto blocks = prior->resblock_parameters();
@@ -108,24 +106,21 @@ double train_step_seconds(const ModelConfig& config, const Preset& preset, int b
   for (int i = 0; i < 2; ++i) step(i);
   Timer timer(device);
   for (int i = 0; i < steps; ++i) step(2 + i);
-  return timer.seconds() / steps;
+  const double seconds = timer.seconds() / steps;
+  for (torch::Tensor p : prior->parameters()) p.mutable_grad() = torch::Tensor();  // the next user's memory
+  return seconds;
 }
 
 struct SampleTime {
   double tokens = 0, decode = 0;  // seconds per image
 };
 
-SampleTime sample_seconds(const ModelConfig& config, WeightFormat weights, const c10::Device& device, int batch) {
-  torch::manual_seed(0);
-  Bundle bundle;
-  bundle.config = config;
-  bundle.prior = prior_create(config);
-  bundle.prior->eval();
-  bundle.vae = Dvae(config.vae);
-  bundle.vae->eval();
+// `bundle` holds the preset's prior and dVAE on `device`, in fp32.
+SampleTime sample_seconds(Bundle& bundle, WeightFormat weights, const c10::Device& device, int batch) {
+  const ModelConfig& config = bundle.config;
   bundle.weights = weights;
-  if (weights != WeightFormat::fp32) bundle.vae->decoder->to(torch::kBFloat16);
-  bundle_to_device(bundle, device);
+  bundle.vae->decoder->to(weights == WeightFormat::fp32 ? torch::kFloat32 : torch::kBFloat16);
+  bundle_to_device(bundle, device);  // a fresh decoder in this format
   torch::InferenceMode inference;
   ImageTokenDecoder& decoder = bundle_decoder(bundle);
   const torch::Tensor text = torch::randint(0, config.prior.text_vocab, {batch, config.prior.text_len}, torch::kLong);
@@ -173,8 +168,14 @@ int main(int argc, char** argv) {
               datasheet > 0 ? (", datasheet 16-bit peak " + std::to_string(datasheet / 1e12) + " TFLOP/s").c_str() : "");
   std::printf("%-22s %-5s %6s %12s %14s %8s %10s\n", "preset", "prec", "batch", "tok/s", "peak TFLOP/s", "MFU",
               "MFU (sheet)");
+  // One prior per preset, made once: a 1.3B-parameter one takes a while to initialise.
+  std::vector<Prior> priors;
   for (const Preset& preset : presets) {
     const ModelConfig config = config_load(preset.path);
+    torch::manual_seed(0);
+    Prior prior = prior_create(config);
+    prior->to(device);
+    priors.push_back(prior);
     const int batch = preset.batch > 0 ? preset.batch : config.prior_train.batch;
     const int64_t n_params = prior_param_count(config.prior, config.vae.grid(), config.vae.grid(), config.vae.vocab);
     const int64_t seq = config.prior.text_len + int64_t(config.vae.grid()) * config.vae.grid();
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
       const PrecisionPlan plan = precision_plan(p, device);
       const double peak = matmul_peak_flops(plan.autocast ? plan.dtype : torch::kFloat32, 2048, device);
       try {
-        const double s = train_step_seconds(config, preset, batch, p, device, steps);
+        const double s = train_step_seconds(prior, config, preset, batch, p, device, steps);
         const double tok_s = batch * seq / s;
         const double flops = 6.0 * n_params * tok_s;
         std::printf("%-22s %-5s %6d %12.0f %14.1f %7.1f%% %9s\n", (config.name + (preset.checkpoint ? " ckpt" : "")).c_str(),
@@ -196,12 +197,21 @@ int main(int argc, char** argv) {
   }
   std::printf("\n%-22s %-8s %6s %14s %14s %14s\n", "sampling", "weights", "batch", "tokens s/img", "decode s/img",
               "total s/img");
-  for (const Preset& preset : presets) {
-    const ModelConfig config = config_load(preset.path);
+  for (size_t i = 0; i < presets.size(); ++i) {
+    Bundle bundle;
+    bundle.config = config_load(presets[i].path);
+    const ModelConfig& config = bundle.config;
+    bundle.prior = priors[i];
+    bundle.prior->set_resblock_runner({});
+    bundle.prior->eval();
+    torch::manual_seed(0);
+    bundle.vae = Dvae(config.vae);
+    bundle.vae->eval();
+    bundle.vae->to_channels_last();  // as vae_load leaves a bundle's
     for (WeightFormat w : {WeightFormat::fp32, WeightFormat::bf16})
       for (int b : {1, sample_batch}) {
         try {
-          const SampleTime t = sample_seconds(config, w, device, b);
+          const SampleTime t = sample_seconds(bundle, w, device, b);
           std::printf("%-22s %-8s %6d %14.4f %14.4f %14.4f\n", config.name.c_str(), weight_format_name(w).c_str(), b,
                       t.tokens, t.decode, t.tokens + t.decode);
         } catch (const std::exception& e) {

@@ -119,12 +119,13 @@ assert sys.argv[2] == "1" or all(val[p] <= 1.02 * val["fp32"] for p in ("bf16", 
 PY
 }
 
-# Training tokens/s and MFU (bench-m; gpu-1b with activation checkpointing), sampling seconds per
-# image at batch 1 and 64, and the paper dVAE's encoder.
+# Training tokens/s and MFU (bench-m at batch 32, gpu-1b at 8; a row that runs out of memory says
+# so and the others still run), sampling seconds per image at batch 1 and 64, and the paper
+# dVAE's encoder (bench-m's).
 if ((quick)); then
   step bench 240 "$bin/bench_device" "$device" configs/tiny.json:8 2 4 0 "$(nproc)"
 else
-  step bench 240 "$bin/bench_device" "$device" "configs/bench-m.json:32,configs/gpu-1b.json:8:ckpt" 5 64 "$peak" "$(nproc)"
+  step bench 240 "$bin/bench_device" "$device" "configs/bench-m.json:32,configs/gpu-1b.json:8" 5 64 "$peak" "$(nproc)"
 fi
 export -f precisions
 step precisions 200 bash -c precisions
