@@ -4,7 +4,7 @@
 # device tests on the GPU, a tiny run of every command on CUDA (fp16 training with resume, a
 # GPU-trained bundle sampled on the GPU and on the CPU), bf16 and fp16 against fp32 on `small`,
 # and the benchmarks, then prints one summary table. Each step is time-boxed and the rest still
-# runs when one fails.
+# runs when one fails. The shipped model's evaluation runs on the device too (issue 19).
 # Usage: scripts/gpu-check.sh [DEBS] [OUT]
 #   DEBS: the .deb folder from scripts/cuda-deps.sh, for a machine without Debian's libraries
 #   OUT:  logs and summary.txt (default build-cuda/gpu-check)
@@ -130,9 +130,29 @@ fi
 export -f precisions
 step precisions 200 bash -c precisions
 
+# Evaluation on the device (issue 19): the shipped model's held-out shapes (a judge trained here),
+# and the Fréchet distance in the reranker's features against fresh renders.
+evals() {
+  set -e
+  local d=$work/eval candidates=32 prompts=24 judge_steps=400 real=256
+  ((quick)) && candidates=8 prompts=4 judge_steps=100 real=64
+  "$dalle" eval shapes --device "$device" -o "$d/shapes" --split heldout --seeds 1 --templates 1 --relations 0 \
+    --ceiling-renders 0 --judge-steps $judge_steps -n $candidates --max-prompts $prompts --quiet
+  python3 - "$d/shapes/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["heldout"]
+print(f"eval shapes on the device: held-out first {r['first']['both']:.3f}, reranked {r['reranked']['both']:.3f}")
+PY
+  "$dalle" data shapes -n $real --size 64 -s 5 -o "$d/real" --quiet
+  "$dalle" eval fid --device "$device" --real "$d/real" -n $real -o "$d/fid" --blur 0,2 --kid-subset-size 32 --quiet
+  grep -h '"fd_rerank\|"fid' "$d/fid/fid.json" | head -4
+}
+export -f evals
+step eval 150 bash -c evals
+
 echo "--- results" | tee -a "$summary"
-grep -h -e 'resumed on the device' -e 'same seed' -e 'generate: "' -e 'val_loss_img' -e '\[  PASSED' -e '\[  FAILED' \
-  "$out"/e2e.log "$out"/precisions.log "$out"/tests.log 2>/dev/null | tee -a "$summary"
+grep -h -e 'resumed on the device' -e 'same seed' -e 'generate: "' -e 'val_loss_img' -e 'eval shapes on' -e '\[  PASSED' -e '\[  FAILED' \
+  "$out"/e2e.log "$out"/precisions.log "$out"/eval.log "$out"/tests.log 2>/dev/null | tee -a "$summary"
 cat "$out/bench.log" | tee -a "$summary"
 echo "gpu-check: $((SECONDS - start)) s in all; logs in $out" | tee -a "$summary"
 rm -rf "$work"
