@@ -24,9 +24,9 @@
 #include "dalle/train/precision.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
-#include "dalle/util/device.h"
 #include "dalle/util/progress.h"
 
 namespace dalle {
@@ -190,8 +190,9 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   }
   const int64_t n_params = prior_param_count(pc, config.vae.grid(), config.vae.grid(), config.vae.vocab);
   if (!quiet) {
-    std::fprintf(stderr, "prior: %lld params, streaming %s, %lld held-out samples, tokenizer %d ids\nconfig: %s\n",
-                 static_cast<long long>(n_params), opt.data.c_str(), static_cast<long long>(n_val),
+    std::fprintf(stderr, "prior: %lld params on %s (%s%s), streaming %s, %lld held-out samples, tokenizer %d ids\nconfig: %s\n",
+                 static_cast<long long>(n_params), device.str().c_str(), precision_name(precision),
+                 opt.weights16 ? ", 16-bit weights" : "", opt.data.c_str(), static_cast<long long>(n_val),
                  tokenizer.vocab_size(), config_to_json(config).dump().c_str());
     if (dp)
       std::fprintf(stderr, "data parallel: %d ranks (%s), batch %d per rank, global batch %lld%s%s\n", world,
