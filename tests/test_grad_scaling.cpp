@@ -393,16 +393,11 @@ TEST(Precision, Fp16RunLogsScalesAndResumesExactly) {
   c.prior_train.batch = 8;
   test::write_synthetic_tokens(dir + "/tokens", c, 200);
   auto train = [&](const std::string& out, int64_t steps, bool resume) {
-    PriorTrainOptions o;
-    o.data = dir + "/tokens";
-    o.out = out;
-    o.steps = steps;
+    PriorTrainOptions o = test::tiny_run(dir + "/tokens", out, steps);
     o.resume = resume;
     o.save_every = 3;
     o.precision = "fp16";
     o.checkpoint_activations = true;
-    o.quiet = true;
-    o.sample_prompts.clear();
     return prior_train(c, o);
   };
   train(dir + "/straight", 6, false);
@@ -432,23 +427,18 @@ TEST(Precision, Weights16StoresBlockMatricesIn16BitsAndResumesExactly) {
   ModelConfig c = test::preset("tiny");
   c.prior_train.batch = 8;
   test::write_synthetic_tokens(dir + "/tokens", c, 200);
-  auto train = [&](const std::string& out, int64_t steps, bool resume, bool weights16) {
-    PriorTrainOptions o;
-    o.data = dir + "/tokens";
-    o.out = out;
-    o.steps = steps;
+  auto train = [&](const std::string& out, int64_t steps, bool resume) {
+    PriorTrainOptions o = test::tiny_run(dir + "/tokens", out, steps);
     o.resume = resume;
     o.save_every = 10;
     o.precision = "bf16";
-    o.weights16 = weights16;
-    o.quiet = true;
-    o.sample_prompts.clear();
+    o.weights16 = true;
     return prior_train(c, o);
   };
-  const PriorTrainResult straight = train(dir + "/straight", 30, false, true);
+  const PriorTrainResult straight = train(dir + "/straight", 30, false);
   EXPECT_LT(straight.last_loss, straight.first_loss);
-  train(dir + "/resumed", 10, false, true);
-  train(dir + "/resumed", 30, true, true);
+  train(dir + "/resumed", 10, false);
+  train(dir + "/resumed", 30, true);
   const auto a = test::metrics_of(dir + "/straight"), b = test::metrics_of(dir + "/resumed");
   ASSERT_EQ(a.size(), 30u);
   ASSERT_EQ(b.size(), 30u);
@@ -464,13 +454,9 @@ TEST(Precision, Weights16StoresBlockMatricesIn16BitsAndResumesExactly) {
   EXPECT_EQ(bundle.prior->attn[0]->qkv->weight.scalar_type(), torch::kFloat32);
   // fp32 and fp16 (emulated here) have no 16-bit storage to use.
   for (const char* precision : {"fp32", "fp16"}) {
-    PriorTrainOptions o;
-    o.data = dir + "/tokens";
-    o.out = dir + "/refused";
-    o.steps = 1;
+    PriorTrainOptions o = test::tiny_run(dir + "/tokens", dir + "/refused", 1);
     o.precision = precision;
     o.weights16 = true;
-    o.quiet = true;
     EXPECT_THROW(prior_train(c, o), Error) << precision;
   }
 }

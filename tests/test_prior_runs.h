@@ -11,6 +11,7 @@
 #include "dalle/data/token_set.h"
 #include "dalle/io/safetensors.h"
 #include "dalle/io/weights.h"
+#include "dalle/train/prior_trainer.h"
 #include "dalle/util/fs.h"
 #include "dalle/vae/dvae.h"
 #include "test_paths.h"
@@ -45,6 +46,20 @@ inline void write_synthetic_tokens(const std::string& dir, const ModelConfig& co
   SafeTensors weights;
   module_weights_into(*vae, weights);
   safetensors_save(path_join(dir, kVaeWeightsFile), weights);
+}
+
+// A quiet run of `steps` updates on a token folder, without sample grids, checkpointed and
+// validated only at its end.
+inline PriorTrainOptions tiny_run(const std::string& data, const std::string& out, int64_t steps) {
+  PriorTrainOptions o;
+  o.data = data;
+  o.out = out;
+  o.steps = steps;
+  o.save_every = 1000;
+  o.val_every = 1000;
+  o.quiet = true;
+  o.sample_prompts.clear();
+  return o;
 }
 
 inline ModelConfig preset(const char* name) {

@@ -19,17 +19,7 @@ using namespace dalle;
 
 namespace {
 
-PriorTrainOptions tiny_run(const std::string& data, const std::string& out, int64_t steps) {
-  PriorTrainOptions o;
-  o.data = data;
-  o.out = out;
-  o.steps = steps;
-  o.save_every = 1000;
-  o.val_every = 1000;
-  o.quiet = true;
-  o.sample_prompts.clear();
-  return o;
-}
+using test::tiny_run;
 
 bool all_finite(const std::string& weights) {
   for (const auto& [name, t] : safetensors_load(weights).tensors)

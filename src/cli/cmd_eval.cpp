@@ -7,11 +7,11 @@
 #include <sstream>
 
 #include "cli/command.h"
-#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/eval/fid_eval.h"
 #include "dalle/eval/judge.h"
 #include "dalle/eval/shapes_eval.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"

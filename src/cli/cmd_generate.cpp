@@ -7,9 +7,9 @@
 #include <random>
 
 #include "cli/command.h"
-#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/sample/generate.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/progress.h"
 

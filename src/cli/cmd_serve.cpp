@@ -4,9 +4,9 @@
 #include <filesystem>
 
 #include "cli/command.h"
-#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/serve/server.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 
 namespace dalle::cli {

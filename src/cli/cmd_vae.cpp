@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "cli/command.h"
-#include "dalle/util/device.h"
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
 #include "dalle/dist/process_group.h"
@@ -17,6 +16,7 @@
 #include "dalle/vae/encode_folder.h"
 #include "dalle/vae/evaluate.h"
 #include "dalle/vae/openai_import.h"
+#include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 #include "dalle/util/progress.h"

@@ -98,7 +98,7 @@ RerankTrainResult rerank_train(const ModelConfig& preset, const RerankTrainOptio
   });
   const int vocab = tokenizer.vocab_size();
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
-  if (opt.tf32) allow_tf32(true);
+  if (opt.tf32) allow_tf32();
   torch::manual_seed(opt.seed);
   Reranker model(rc, vocab);
   model->to(device);

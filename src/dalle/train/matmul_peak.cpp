@@ -6,17 +6,12 @@
 
 #include <torch/cuda.h>
 
-#include "dalle/util/device.h"
-
 namespace dalle {
 
-double matmul_peak_flops(torch::ScalarType dtype, int64_t n, const c10::Device& device, bool tf32) {
+double matmul_peak_flops(torch::ScalarType dtype, int64_t n, const c10::Device& device) {
   torch::NoGradGuard no_grad;
   const bool gpu = device.is_cuda();
-  if (gpu) {
-    n = std::max<int64_t>(n, 8192);
-    if (tf32) allow_tf32(true);
-  }
+  if (gpu) n = std::max<int64_t>(n, 8192);
   const auto on = torch::TensorOptions().device(device);
   const torch::Tensor a = torch::randn({n, n}, on).to(dtype), b = torch::randn({n, n}, on).to(dtype);
   auto sync = [&] {

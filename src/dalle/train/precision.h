@@ -37,7 +37,8 @@ struct PrecisionPlan {
 
 inline PrecisionPlan precision_plan(Precision p, const c10::Device& device) {
   if (p == Precision::bf16) return {true, at::kBFloat16, false};
-  if (p == Precision::fp16) return device.is_cuda() ? PrecisionPlan{true, at::kHalf, false} : PrecisionPlan{false, at::kFloat, true};
+  if (p == Precision::fp16 && device.is_cuda()) return {true, at::kHalf, false};
+  if (p == Precision::fp16) return {false, at::kFloat, true};
   return {};
 }
 

@@ -98,7 +98,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   const bool scaled = precision != Precision::fp32;
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
   const PrecisionPlan plan = precision_plan(precision, device);
-  if (opt.tf32) allow_tf32(true);
+  if (opt.tf32) allow_tf32();
   if (opt.weights16 && !plan.autocast)
     throw Error("train: --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
   if (opt.weights16 && opt.dist)
@@ -203,7 +203,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   }
 
   // MFU against the peak of the precision the products run in (bf16 runs ~2x the fp32 peak here).
-  const double peak = matmul_peak_flops(plan.autocast ? plan.dtype : torch::kFloat32, 1024, device, opt.tf32);
+  const double peak = matmul_peak_flops(plan.autocast ? plan.dtype : torch::kFloat32, 1024, device);
   std::optional<MetricsLog> metrics;
   if (main_rank) {
     metrics.emplace(path_join(opt.out, "metrics.jsonl"), opt.resume ? start : -1);

@@ -92,7 +92,7 @@ ResblockRunner resblock_runner_for_training(Precision precision, const GradScale
   if (!scaled && !checkpoint) return {};
   ResblockRunnerOptions options;
   options.scales = scaled ? &scales : nullptr;
-  options.fp16 = emulate_fp16 && precision == Precision::fp16;
+  options.fp16 = emulate_fp16;
   options.checkpoint = checkpoint;
   return resblock_runner_make(options);
 }

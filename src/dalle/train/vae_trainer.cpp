@@ -71,7 +71,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   const bool scaled = precision != Precision::fp32;  // per-resblock gradient scales
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
   const PrecisionPlan plan = precision_plan(precision, device);
-  if (opt.tf32) allow_tf32(true);
+  if (opt.tf32) allow_tf32();
 
   const int world = opt.dist ? opt.dist->world() : 1;
   const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder

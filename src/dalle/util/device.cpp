@@ -39,9 +39,9 @@ c10::Device device_for_local_rank(const std::string& name, int local_rank) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
 }
 
-void allow_tf32(bool allowed) {
-  at::globalContext().setAllowTF32CuBLAS(allowed);
-  at::globalContext().setAllowTF32CuDNN(allowed);
+void allow_tf32() {
+  at::globalContext().setAllowTF32CuBLAS(true);
+  at::globalContext().setAllowTF32CuDNN(true);
 }
 
 at::Generator seeded_generator(const c10::Device& device, uint64_t seed) {

@@ -1,7 +1,8 @@
 // Where tensors live: "cpu" (the default everywhere), "cuda[:N]" when libtorch was built with
-// CUDA and a GPU is present, or "auto" (the first GPU when there is one, else the CPU). Seeded generators are per device: the CPU gets its own generator per
-// call, a GPU reuses its default generator, reseeded, so a step's noise depends only on its seed
-// on either device (and resumed runs draw the same noise).
+// CUDA and a GPU is present, or "auto" (the first GPU when there is one, else the CPU). Seeded
+// generators are per device: the CPU gets its own generator per call, a GPU reuses its default
+// generator, reseeded, so a step's noise depends only on its seed on either device (and resumed
+// runs draw the same noise).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,8 +22,9 @@ c10::Device device_from_name(const std::string& name);
 c10::Device device_for_local_rank(const std::string& name, int local_rank);
 
 // Lets fp32 matmuls and convolutions on CUDA use TF32 tensor cores (10-bit mantissa products,
-// fp32 accumulation). Without it PyTorch's defaults hold: TF32 convolutions, fp32 matmuls.
-void allow_tf32(bool allowed);
+// fp32 accumulation), for the rest of the process (--tf32). Without it PyTorch's defaults hold:
+// TF32 convolutions, fp32 matmuls.
+void allow_tf32();
 
 // A generator for `device` seeded with `seed`. For CUDA it is the device's default generator: use
 // it before the next call.
