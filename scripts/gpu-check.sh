@@ -62,7 +62,7 @@ step tests 180 "$bin/dalle_tests" --gtest_brief=1 \
   --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*'
 
 # Every command on the device, tiny: dVAE training and encoding, fp16 prior training that resumes
-# exactly, fp16 weights (--weights16), a reranker, and the GPU-trained bundle sampled on the GPU
+# exactly, fp16 weights (--weights16, prior and dVAE), a reranker, and the GPU-trained bundle sampled on the GPU
 # and on the CPU.
 e2e() {
   set -e
@@ -83,6 +83,8 @@ PY
   local w16=fp16  # 16-bit weights need real 16-bit products: fp16 on a GPU, bf16 on a CPU
   [[ $device == cpu ]] && w16=bf16
   "$dalle" train -c tiny -d "$d/tokens" -o "$d/w16" --steps 20 -s 2 --no-samples --device "$device" --precision $w16 \
+    --weights16 --quiet
+  "$dalle" vae train -c tiny -d "$d/shapes" -o "$d/vae16" --steps 20 -s 1 --device "$device" --precision $w16 \
     --weights16 --quiet
   "$dalle" rerank train -c tiny -d "$d/shapes" -o "$d/rerank" --steps 40 -s 1 --tokenizer "$d/p20/tokenizer.json" \
     --device "$device" --quiet

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "dalle/bundle/bundle.h"
 #include "dalle/data/image_folder.h"
@@ -19,6 +20,7 @@
 #include "dalle/train/vae_trainer.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
+#include "dalle/vae/dvae.h"
 #include "dalle/vae/encode_folder.h"
 #include "test_paths.h"
 #include "test_util.h"
@@ -78,10 +80,6 @@ TEST(BatchOrder, DeterministicAndCoversEachEpoch) {
   for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(epoch[static_cast<size_t>(i)], i);
 }
 
-// Trains the tiny dVAE for 6 steps straight into DIR/straight, and for 3 then --resume to 6 into
-// DIR/resumed; returns the options of the resumed run. The last `finetune` (at most 3) of the 6
-// updates are decoder-only, so the interrupted half is joint only; `interrupted` runs between the
-// halves. `finetune_loss` is the fine-tuning objective ("" = the config's).
 // 48 shapes images of 32x32 in DIR/shapes, and quiet options to train on them without
 // intermediate checkpoints or grids.
 static VaeTrainOptions tiny_vae_run(const std::string& dir) {
@@ -96,15 +94,20 @@ static VaeTrainOptions tiny_vae_run(const std::string& dir) {
   return o;
 }
 
+// Trains the tiny dVAE for 6 steps straight into DIR/straight, and for 3 then --resume to 6 into
+// DIR/resumed; returns the options of the resumed run. The last `finetune` (at most 3) of the 6
+// updates are decoder-only, so the interrupted half is joint only; `interrupted` runs between the
+// halves. `finetune_loss` is the fine-tuning objective ("" = the config's).
 static VaeTrainOptions vae_straight_and_resumed(const std::string& dir, const std::string& precision, bool checkpoint,
                                                 int64_t finetune = 0, const std::function<void()>& interrupted = {},
-                                                const std::string& finetune_loss = "") {
+                                                const std::string& finetune_loss = "", bool weights16 = false) {
   ModelConfig c = tiny();
   c.vae_train.batch = 4;
   VaeTrainOptions o = tiny_vae_run(dir);
   o.seed = 3;
   o.precision = precision;
   o.checkpoint_activations = checkpoint;
+  o.weights16 = weights16;
   o.out = dir + "/straight";
   o.steps = 6;
   o.decoder_finetune_steps = finetune;
@@ -238,6 +241,46 @@ TEST(VaeTrain, Fp16RunLogsPerResblockScalesAndResumesExactly) {
     ++lines;
   }
   EXPECT_EQ(lines, 6);
+}
+
+// --weights16 on the dVAE, in bf16 as a CPU runs it: the resblocks' kernels and their AdamW
+// moments are stored in 16 bits and everything else in fp32; the run, decoder fine-tuning
+// included, resumes exactly; the shipped weights are fp32.
+TEST(VaeTrain, Weights16StoresResblockKernelsIn16BitsAndResumesExactly) {
+  const std::string dir = fresh_dir("vae_weights16");
+  VaeTrainOptions o = vae_straight_and_resumed(dir, "bf16", /*checkpoint=*/false, /*finetune=*/2, {}, "", /*weights16=*/true);
+  const std::vector<double> a = losses(dir + "/straight/metrics.jsonl");
+  ASSERT_EQ(a.size(), 6u);
+  for (double loss : a) EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_EQ(a, losses(dir + "/resumed/metrics.jsonl"));
+
+  // Which parameters are resblock kernels, by name.
+  Dvae reference(tiny().vae);
+  std::set<const void*> kernels;
+  for (const std::vector<torch::Tensor>& block : reference->resblock_parameters())
+    for (const torch::Tensor& p : block)
+      if (p.dim() >= 2) kernels.insert(p.unsafeGetTensorImpl());
+  const SafeTensors ckpt = safetensors_load(dir + "/straight/checkpoint.safetensors");
+  int sixteen = 0;
+  for (const auto& item : reference->named_parameters(true)) {
+    const bool kernel = kernels.count(item.value().unsafeGetTensorImpl()) > 0;
+    const torch::ScalarType want = kernel ? torch::kBFloat16 : torch::kFloat32;
+    EXPECT_EQ(ckpt.tensors.at("model." + item.key()).scalar_type(), want) << item.key();
+    EXPECT_EQ(ckpt.tensors.at("adam.v." + item.key()).scalar_type(), want) << item.key();
+    EXPECT_EQ(ckpt.tensors.at("ema." + item.key()).scalar_type(), torch::kFloat32) << item.key();
+    sixteen += kernel;
+  }
+  EXPECT_EQ(sixteen, 6 * 4);  // tiny: 6 resblocks, 4 convolutions on each one's branch
+  for (const auto& [name, tensor] : safetensors_load(dir + "/straight/vae.safetensors").tensors)
+    EXPECT_EQ(tensor.scalar_type(), torch::kFloat32) << name;
+
+  // fp32 and fp16 (emulated on a CPU) have no 16-bit storage to use.
+  for (const char* precision : {"fp32", "fp16"}) {
+    o.resume = false;
+    o.out = dir + "/refused";
+    o.precision = precision;
+    EXPECT_THROW(vae_train(tiny(), o), Error) << precision;
+  }
 }
 
 TEST(VaeTrain, DecoderFinetuningFreezesTheEncoderAndResumesExactly) {

@@ -79,10 +79,7 @@ void register_train(CLI::App& app, Action& action) {
                   "products and activations inside the resblocks; emulated by fp16 rounding on CPU). Logits, "
                   "embeddings, gains and the identity path stay fp32; 16-bit modes use per-resblock gradient scaling")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  cmd->add_flag("--weights16", o.weights16,
-                "Store the resblocks' weight matrices in the precision's 16-bit type, the paper's memory scheme: no "
-                "fp32 master copy, AdamW moments in 16 bits (bf16 for fp16 weights' second moment), each update "
-                "computed in fp32 and rounded once; the EMA stays fp32. Needs --precision bf16, or fp16 on CUDA");
+  add_weights16_option(cmd, o.weights16, "matrices");
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "Recompute each resblock in backward instead of keeping its activations (less memory, ~1/3 more compute)");
   cmd->add_option("--powersgd-rank", o.powersgd_rank,

@@ -43,6 +43,7 @@ struct VaeFlags {
   std::string device = "cpu";
   bool tf32 = false;
   bool checkpoint_activations = false;
+  bool weights16 = false;
   int64_t count = -1;  // reconstruct: images to evaluate (-1 = all)
   int64_t show = 8;    // reconstruct: images in the grid
   std::string save_dir;  // reconstruct: every reconstruction as PNG + captions
@@ -80,6 +81,7 @@ int run_train(const VaeFlags& f) {
   o.val_images = f.val_images;
   o.precision = f.precision;
   o.checkpoint_activations = f.checkpoint_activations;
+  o.weights16 = f.weights16;
   o.device = f.device;
   o.tf32 = f.tf32;
   o.dist = join_distributed(f.dist_timeout);
@@ -215,6 +217,7 @@ void register_vae(CLI::App& app, Action& action) {
                     "convolutions and activations inside the resblocks; emulated on CPU by fp16 rounding of each "
                     "resblock's activations and gradients). Both 16-bit modes use per-resblock gradient scales")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  add_weights16_option(train, f.weights16, "kernels");
   add_device_option(train, f.device, "training");
   add_tf32_option(train, f.tf32);
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,

@@ -47,6 +47,8 @@ std::optional<WeightFormat> weights_choice(const std::string& weights);
 void add_device_option(CLI::App* app, std::string& device, const std::string& what);
 // --tf32 on a trainer (util/device.h allow_tf32).
 void add_tf32_option(CLI::App* app, bool& tf32);
+// --weights16 for a trainer whose resblocks hold weight `what` (matrices, kernels).
+void add_weights16_option(CLI::App* app, bool& weights16, const std::string& what);
 
 // --temperature, --top-k, --top-p and --cfg-scale on a command that samples. Each one not given
 // comes from the bundle's recommended settings (its config's `sample` section): sampler_choice().

@@ -54,6 +54,14 @@ void add_tf32_option(CLI::App* app, bool& tf32) {
                 "convolutions do by default; no effect on a CPU");
 }
 
+void add_weights16_option(CLI::App* app, bool& weights16, const std::string& what) {
+  app->add_flag("--weights16", weights16,
+                "Store the resblocks' weight " + what + " in the precision's 16-bit type, the paper's memory scheme: "
+                "no fp32 master copy, AdamW moments in 16 bits (bf16 for fp16 weights' second moment), each update "
+                "computed in fp32 and rounded once; the EMA and the saved weights stay fp32. Needs --precision bf16, "
+                "or fp16 on CUDA");
+}
+
 std::optional<WeightFormat> weights_choice(const std::string& weights) {
   if (weights.empty()) return std::nullopt;
   return parse_weight_format(weights);

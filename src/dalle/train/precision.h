@@ -4,11 +4,13 @@
 #pragma once
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include "dalle/util/error.h"
+#include "dalle/util/torch_api.h"
 
 namespace dalle {
 
@@ -40,6 +42,25 @@ inline PrecisionPlan precision_plan(Precision p, const c10::Device& device) {
   if (p == Precision::fp16 && device.is_cuda()) return {true, at::kHalf, false};
   if (p == Precision::fp16) return {false, at::kFloat, true};
   return {};
+}
+
+// --weights16, the paper's memory scheme: `command`'s resblock weights stored in the plan's 16-bit
+// type. Refused where there is no 16-bit type to store (fp32, fp16 emulated on a CPU) and in
+// data-parallel runs, whose gradient buckets are fp32.
+inline void check_weights16(const std::string& command, const PrecisionPlan& plan, bool data_parallel) {
+  if (!plan.autocast)
+    throw Error(command + ": --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
+  if (data_parallel)
+    throw Error(command + ": --weights16 is not supported in data-parallel runs yet (the gradient buckets are fp32)");
+}
+
+// Stores the blocks' weight matrices and kernels in `dtype`; their gains and biases stay fp32
+// (SPEC §3), as does everything outside the blocks.
+inline void store_block_weights(const std::vector<std::vector<torch::Tensor>>& blocks, at::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (const std::vector<torch::Tensor>& block : blocks)
+    for (torch::Tensor p : block)
+      if (p.dim() >= 2) p.set_data(p.detach().to(dtype));  // keeps the memory format (channels-last)
 }
 
 }  // namespace dalle

@@ -99,10 +99,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
   const PrecisionPlan plan = precision_plan(precision, device);
   if (opt.tf32) allow_tf32();
-  if (opt.weights16 && !plan.autocast)
-    throw Error("train: --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
-  if (opt.weights16 && opt.dist)
-    throw Error("train: --weights16 is not supported in data-parallel runs yet (the gradient buckets are fp32)");
+  if (opt.weights16) check_weights16("train", plan, opt.dist != nullptr);
   if (opt.steps >= 0) tc.steps = opt.steps;
   if (opt.batch > 0) tc.batch = opt.batch;
   if (opt.powersgd_rank >= 0) tc.powersgd_rank = opt.powersgd_rank;
@@ -139,13 +136,7 @@ PriorTrainResult prior_train(const ModelConfig& preset, const PriorTrainOptions&
   torch::manual_seed(opt.seed);
   Prior prior = prior_create(config);
   prior->to(device);
-  if (opt.weights16) {
-    torch::NoGradGuard no_grad;
-    // Matrices only: gains, biases, embeddings and heads stay fp32 (SPEC §3).
-    for (const std::vector<torch::Tensor>& block : prior->resblock_parameters())
-      for (torch::Tensor p : block)
-        if (p.dim() >= 2) p.set_data(p.detach().to(plan.dtype));
-  }
+  if (opt.weights16) store_block_weights(prior->resblock_parameters(), plan.dtype);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : prior->named_parameters(true)) params.emplace_back(item.key(), item.value());
   // Replicas start from rank 0's weights; gradients are averaged in buckets during backward.

@@ -72,6 +72,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   const c10::Device device = device_for_local_rank(opt.device, opt.dist ? opt.dist->launch().local_rank : 0);
   const PrecisionPlan plan = precision_plan(precision, device);
   if (opt.tf32) allow_tf32();
+  if (opt.weights16) check_weights16("vae train", plan, opt.dist != nullptr);
 
   const int world = opt.dist ? opt.dist->world() : 1;
   const bool main_rank = !opt.dist || opt.dist->is_main();  // writes the run folder
@@ -81,6 +82,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
   vae->to(device);
   // NHWC convolutions train 1.3x faster in fp32 and 1.4x in bf16 here (bench_vae).
   vae->to_channels_last();
+  if (opt.weights16) store_block_weights(vae->resblock_parameters(), plan.dtype);
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& item : vae->named_parameters(true)) params.emplace_back(item.key(), item.value());
   // Replicas start from rank 0's weights; gradients are averaged in buckets during backward.
@@ -198,8 +200,10 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
     VaeLoss loss;
     if (finetune) {
       {
-        // The frozen encoder's argmax tokens of this batch's crops, in fp32: what the prior sees.
+        // The frozen encoder's argmax tokens of this batch's crops, in fp32 (16-bit weights take
+        // 16-bit inputs): what the prior sees.
         torch::NoGradGuard no_grad;
+        AutocastGuard autocast(opt.weights16, device.type(), plan.dtype);
         tokens = vae->encode_images(images);
       }
       {
@@ -285,6 +289,7 @@ VaeTrainResult vae_train(ModelConfig config, const VaeTrainOptions& opt) {
       char name[64];
       std::snprintf(name, sizeof(name), "step-%07lld.png", static_cast<long long>(step + 1));
       vae->eval();
+      AutocastGuard autocast(opt.weights16, device.type(), plan.dtype);
       save_reconstruction_grid(vae, grid_images, path_join(path_join(opt.out, "recon"), name));
       vae->train();
     }

@@ -31,6 +31,7 @@ struct VaeTrainOptions {
   int64_t val_images = 512;      // held-out images read for the final evaluation (at most)
   std::string precision = "fp32";  // fp32, bf16 (oneDNN autocast) or fp16 (emulated on CPU)
   bool checkpoint_activations = false;  // recompute each resblock's branch in backward
+  bool weights16 = false;  // resblock kernels stored in the precision's 16-bit type (precision.h)
   // cpu, cuda, cuda:N or auto. On a GPU the Gumbel noise comes from the GPU's generator, so a GPU
   // run differs from a CPU run of the same seed.
   std::string device = "cpu";
