@@ -10,4 +10,5 @@ mkdir -p "$dir"
 cd "$dir"
 apt-get download libstb-dev libstb0 libutf8proc-dev libutf8proc2 libarchive-dev libarchive13 \
   libcld2-dev libcld2-0 libre2-dev libre2-9 libxxhash-dev libxxhash0 libwebp-dev libwebp7 libwebpdemux2 libwebpmux3 nlohmann-json3-dev libcli11-dev libxml2 \
-  libicu72 libnettle8 libb2-1 libcpp-httplib-dev libcpp-httplib0.11 libgtest-dev libgmock-dev
+  libicu72 libnettle8 libb2-1 libcpp-httplib-dev libcpp-httplib0.11 libgtest-dev libgmock-dev \
+  libgloo-dev  # headers only, for c10d's ProcessGroupGloo.hpp where the wheel ships none

@@ -47,6 +47,8 @@ if [[ ${BUILD:-1} != 0 ]]; then
   # shellcheck disable=SC2086
   step build 420 scripts/build-cuda.sh --check $debs || { cat "$out/build.log" | tail -30; exit 1; }
 fi
+# Why NCCL was left out, when it was (cmake/nccl.cmake).
+[[ -f ${BUILD_DIR:-build-cuda}/nccl-check.log ]] && cp "${BUILD_DIR:-build-cuda}/nccl-check.log" "$out/"
 # shellcheck disable=SC1091
 [[ -f build-cuda/env.sh ]] && source build-cuda/env.sh
 bin=${BUILD_DIR:-build-cuda}/bin
@@ -57,9 +59,10 @@ export dalle device work quick
 
 # The device-agnostic tests, which add a GPU pass when one is visible: logits CPU = GPU, cached =
 # full recompute for every mask type, the cache and masks on the GPU, an injected Inf under real
-# fp16, autocast and precision plans, --device on every command.
+# fp16, autocast and precision plans, --device on every command, Gloo with GPU tensors and NCCL
+# (one rank: one GPU cannot hold two).
 step tests 180 "$bin/dalle_tests" --gtest_brief=1 \
-  --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*'
+  --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*:DistGroup.*'
 
 # Every command on the device, tiny: dVAE training and encoding, fp16 prior training that resumes
 # exactly, fp16 weights (--weights16, prior and dVAE), a reranker, and the GPU-trained bundle sampled on the GPU

@@ -7,6 +7,7 @@
 
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -155,31 +156,79 @@ int free_port() {
   return next++;
 }
 
-// Runs `body(group)` on ranks 0 and 1 concurrently; rethrows the first failure.
-void on_two_ranks(const std::function<void(DistGroup&)>& body) {
+// Runs `body(group)` on ranks 0 .. world-1 concurrently; rethrows the first failure.
+void on_ranks(int world, const std::function<void(DistGroup&)>& body, DistBackend backend = DistBackend::gloo,
+              const c10::Device& device = c10::Device(c10::kCPU)) {
   const int port = free_port();
-  std::exception_ptr failure[2];
+  std::vector<std::exception_ptr> failure(static_cast<size_t>(world));
   auto run = [&](int rank) {
     try {
       at::set_num_threads(1);
       DistLaunch l;
       l.launcher = "env";
       l.rank = rank;
-      l.world_size = 2;
+      l.world_size = world;
       l.master_addr = "127.0.0.1";
       l.master_port = port;
-      std::shared_ptr<DistGroup> g = DistGroup::join(l, std::chrono::seconds(30));
+      std::shared_ptr<DistGroup> g = DistGroup::join(l, std::chrono::seconds(30), backend, device);
       body(*g);
       g->barrier();
     } catch (...) {
-      failure[rank] = std::current_exception();
+      failure[static_cast<size_t>(rank)] = std::current_exception();
     }
   };
-  std::thread r0(run, 0), r1(run, 1);
-  r0.join();
-  r1.join();
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world; ++rank) threads.emplace_back(run, rank);
+  for (std::thread& t : threads) t.join();
   for (auto& f : failure)
     if (f) std::rethrow_exception(f);
+}
+
+void on_two_ranks(const std::function<void(DistGroup&)>& body) { on_ranks(2, body); }
+
+// The collectives a trainer uses, on `g`, with tensors on `device` and (staged, for NCCL) on the
+// CPU: sums, maxima and broadcasts arrive where the tensors are.
+void check_collectives(DistGroup& g, const c10::Device& device) {
+  const double r = g.rank(), n = g.world();
+  for (const c10::Device& where : {device, c10::Device(c10::kCPU)}) {
+    torch::Tensor t = torch::full({5}, r + 1, torch::TensorOptions().device(where));
+    g.allreduce_sum(t);
+    EXPECT_EQ(t.device(), where);
+    EXPECT_TRUE(torch::equal(t.cpu(), torch::full({5}, n * (n + 1) / 2))) << where;
+    torch::Tensor m = torch::tensor({r, -r}, torch::TensorOptions().device(where));
+    g.allreduce_max(m);
+    EXPECT_TRUE(torch::equal(m.cpu(), torch::tensor({n - 1, 0.0}).to(torch::kFloat))) << where;
+    torch::Tensor b = torch::full({3}, r + 7, torch::TensorOptions().device(where).dtype(torch::kHalf));
+    g.broadcast(b, 0);
+    EXPECT_TRUE(torch::equal(b.cpu(), torch::full({3}, 7.0, torch::kHalf))) << where;
+  }
+  g.barrier();
+}
+
+// --dist-backend: Gloo unless the ranks train on GPUs and NCCL is built in; asking for NCCL where
+// it cannot run is one clear error.
+TEST(DistGroup, TheBackendFollowsTheDeviceAndGlooRunsEveryCollective) {
+  const c10::Device cpu(c10::kCPU), gpu(c10::kCUDA, 0);
+  EXPECT_EQ(dist_backend_for("auto", cpu), DistBackend::gloo);
+  EXPECT_EQ(dist_backend_for("gloo", gpu), DistBackend::gloo);
+  EXPECT_EQ(dist_backend_for("auto", gpu), nccl_built() ? DistBackend::nccl : DistBackend::gloo);
+  EXPECT_THROW(dist_backend_for("nccl", cpu), Error);
+  EXPECT_THROW(dist_backend_for("mpi", cpu), Error);
+  on_ranks(2, [&](DistGroup& g) { check_collectives(g, cpu); });
+}
+
+// On a GPU, Gloo carries GPU tensors (two ranks), and NCCL runs a one-rank group: one GPU cannot
+// hold two NCCL ranks.
+TEST(DistGroup, GlooCarriesGpuTensorsAndNcclRunsOnTheGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  const c10::Device gpu(c10::kCUDA, 0);
+  on_ranks(2, [&](DistGroup& g) { check_collectives(g, gpu); });
+  if (!nccl_built()) GTEST_SKIP() << "this CUDA build has no NCCL: only Gloo ran on the GPU";
+  EXPECT_EQ(dist_backend_for("nccl", gpu), DistBackend::nccl);
+  on_ranks(1, [&](DistGroup& g) {
+    EXPECT_EQ(g.backend(), DistBackend::nccl);
+    check_collectives(g, gpu);
+  }, DistBackend::nccl, gpu);
 }
 
 TEST(DistGroupGloo, TwoRanksAgreeOnPowerSgdBitForBit) {

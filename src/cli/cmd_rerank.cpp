@@ -12,14 +12,14 @@ struct RerankFlags {
   std::string config = "default";
   RerankTrainOptions options;
   int64_t seed = 0;
-  double dist_timeout = 600;
+  DistFlags dist;
 };
 
 int run_rerank_train(RerankFlags& f) {
   apply_threads(f.options.threads);
   f.options.quiet = quiet();
   f.options.seed = static_cast<uint64_t>(f.seed);
-  f.options.dist = join_distributed(f.dist_timeout);
+  f.options.dist = join_distributed(f.dist, f.options.device);
   ModelConfig config;
   if (!f.options.resume) config = config_load(resolve_config_path(f.config));
   rerank_train(config, f.options);
@@ -54,7 +54,7 @@ void register_rerank(CLI::App& app, Action& action) {
       ->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--shuffle-buffer", o.shuffle_buffer, "Samples held to shuffle the stream across shards")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  add_dist_options(cmd, f.dist_timeout);
+  add_dist_options(cmd, f.dist);
   add_device_option(cmd, o.device, "training");
   add_tf32_option(cmd, o.tf32);
   add_threads_option(cmd, o.threads);

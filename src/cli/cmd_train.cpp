@@ -13,7 +13,7 @@ struct TrainFlags {
   PriorTrainOptions options;
   int64_t seed = 0;
   bool no_samples = false;
-  double dist_timeout = 600;
+  DistFlags dist;
   std::string fault_nonfinite_loss;  // tests: "STEP" or "STEP@RANK"
 };
 
@@ -31,7 +31,7 @@ int run_train(TrainFlags& f) {
   f.options.quiet = quiet();
   f.options.seed = static_cast<uint64_t>(f.seed);
   if (f.no_samples) f.options.sample_prompts.clear();
-  f.options.dist = join_distributed(f.dist_timeout);
+  f.options.dist = join_distributed(f.dist, f.options.device);
   f.options.nonfinite_loss_at = nonfinite_fault(f.fault_nonfinite_loss, f.options.dist ? f.options.dist->rank() : 0);
   ModelConfig config;
   if (!f.options.resume) config = config_load(resolve_config_path(f.config));
@@ -88,7 +88,7 @@ void register_train(CLI::App& app, Action& action) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--shard-optimizer", o.shard_optimizer,
                 "Data-parallel runs: each rank keeps AdamW moments and EMA for 1/N of the weights (ZeRO stage 1)");
-  add_dist_options(cmd, f.dist_timeout);
+  add_dist_options(cmd, f.dist);
   cmd->add_option("--fault-nonfinite-loss", f.fault_nonfinite_loss,
                   "Testing: make update STEP's loss NaN (STEP@RANK: on that rank only)")
       ->group("");  // hidden

@@ -57,7 +57,7 @@ struct VaeFlags {
   std::string import_config = "paper";
   int image_size = 256;
   bool force = false;
-  double dist_timeout = 600;
+  DistFlags dist;
 };
 
 int run_train(const VaeFlags& f) {
@@ -84,7 +84,7 @@ int run_train(const VaeFlags& f) {
   o.weights16 = f.weights16;
   o.device = f.device;
   o.tf32 = f.tf32;
-  o.dist = join_distributed(f.dist_timeout);
+  o.dist = join_distributed(f.dist, f.device);
   ModelConfig config;
   if (!f.resume) config = config_load(resolve_config_path(f.config));
   vae_train(config, o);
@@ -222,7 +222,7 @@ void register_vae(CLI::App& app, Action& action) {
   add_tf32_option(train, f.tf32);
   train->add_flag("--checkpoint-activations", f.checkpoint_activations,
                   "Keep only each resblock's input and recompute its branch in backward (less memory, more time)");
-  add_dist_options(train, f.dist_timeout);
+  add_dist_options(train, f.dist);
   add_threads_option(train, f.threads);
   add_progress_options(train);
   train->callback([&action] { action = [] { return run_train(f); }; });

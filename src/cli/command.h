@@ -68,12 +68,16 @@ void add_progress_options(CLI::App* app);
 void apply_progress_options();
 bool quiet();
 
-// Data-parallel training (dalle/dist/): --dist-timeout on a trainer; join_distributed() joins
-// the process group the launcher's environment describes (torchrun, srun, or RANK/WORLD_SIZE/
-// MASTER_ADDR/MASTER_PORT by hand), nullptr when it describes none. After joining, errors main()
-// reports name this rank.
-void add_dist_options(CLI::App* app, double& timeout_seconds);
-std::shared_ptr<DistGroup> join_distributed(double timeout_seconds);
+// Data-parallel training (dalle/dist/): --dist-timeout and --dist-backend on a trainer;
+// join_distributed() joins the process group the launcher's environment describes (torchrun,
+// srun, or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT by hand) for a trainer on `device` (its
+// --device), nullptr when it describes none. After joining, errors main() reports name this rank.
+struct DistFlags {
+  double timeout_seconds = 600;
+  std::string backend = "auto";
+};
+void add_dist_options(CLI::App* app, DistFlags& flags);
+std::shared_ptr<DistGroup> join_distributed(const DistFlags& flags, const std::string& device);
 // "rank R of W: " in a distributed run, else "".
 const std::string& rank_prefix();
 

@@ -145,17 +145,29 @@ std::string& rank_prefix_storage() {
 
 }  // namespace
 
-void add_dist_options(CLI::App* app, double& timeout_seconds) {
-  app->add_option("--dist-timeout", timeout_seconds,
+void add_dist_options(CLI::App* app, DistFlags& flags) {
+  app->add_option("--dist-timeout", flags.timeout_seconds,
                   "Data-parallel runs (launched by torchrun, srun, or with RANK, WORLD_SIZE, MASTER_ADDR and "
                   "MASTER_PORT set): seconds to wait for the other ranks to join and for each collective; a rank "
                   "that dies makes the others exit with an error within this time")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app->add_option("--dist-backend", flags.backend,
+                  std::string("Data-parallel runs: the c10d backend. auto: NCCL when the ranks train on GPUs and this "
+                              "build has it, else Gloo; gloo (CPU tensors, GPU tensors through host copies); nccl "
+                              "(GPU to GPU; this build: ") +
+                      (nccl_built() ? "has NCCL)" : "no NCCL)"))
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->check([](const std::string& value) {
+        return value == "nccl" && !nccl_built() ? std::string("this build has no NCCL (a CPU libtorch, or NCCL's headers "
+                                                              "were not found at configure time); use gloo")
+                                                : std::string();
+      });
 }
 
-std::shared_ptr<DistGroup> join_distributed(double timeout_seconds) {
-  std::shared_ptr<DistGroup> group = dist_join_from_env(timeout_seconds);
+std::shared_ptr<DistGroup> join_distributed(const DistFlags& flags, const std::string& device) {
+  std::shared_ptr<DistGroup> group = dist_join_from_env(flags.timeout_seconds, flags.backend, device);
   if (group)
     rank_prefix_storage() = "rank " + std::to_string(group->rank()) + " of " + std::to_string(group->world()) + ": ";
   return group;

@@ -1,13 +1,14 @@
 #include "dalle/dist/process_group.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cmath>
 #include <cstdlib>
 
+#include "dalle/dist/collectives.h"
 #include "dalle/dist/compressible.h"
+#include "dalle/util/device.h"
 
 namespace dalle {
 
@@ -20,21 +21,24 @@ std::string first_line(const char* what) {
   return end == std::string::npos ? s : s.substr(0, end);
 }
 
-// Gloo's network device: GLOO_SOCKET_IFNAME picks an interface, as in PyTorch; otherwise the
-// address the host name resolves to, or loopback.
-std::shared_ptr<::gloo::transport::Device> gloo_device() {
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
-    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
-  return c10d::ProcessGroupGloo::createDefaultDevice();
-}
-
 }  // namespace
 
-// ProcessGroupGloo is a c10d::ProcessGroup in libtorch 1.13 and a c10d::Backend in 2.x; held by
-// its own type, the calls below are the same in both.
+const char* dist_backend_name(DistBackend backend) { return backend == DistBackend::nccl ? "nccl" : "gloo"; }
+
+DistBackend dist_backend_for(const std::string& choice, const c10::Device& device) {
+  if (choice == "gloo") return DistBackend::gloo;
+  if (choice == "nccl") {
+    if (!nccl_built()) throw Error("--dist-backend nccl: this build has no NCCL; use gloo");
+    if (!device.is_cuda()) throw Error("--dist-backend nccl moves GPU tensors only: it needs --device cuda (or auto on a GPU machine)");
+    return DistBackend::nccl;
+  }
+  if (choice != "auto") throw Error("unknown --dist-backend '" + choice + "' (auto, gloo, nccl)");
+  return device.is_cuda() && nccl_built() ? DistBackend::nccl : DistBackend::gloo;
+}
+
 struct DistGroup::Backend {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::unique_ptr<Collectives> collectives;
 };
 
 DistGroup::DistGroup() : backend_(std::make_unique<Backend>()) {}
@@ -47,10 +51,12 @@ void DistGroup::Pending::wait() {
   }
 }
 
-std::shared_ptr<DistGroup> DistGroup::join(const DistLaunch& launch, std::chrono::milliseconds timeout) {
+std::shared_ptr<DistGroup> DistGroup::join(const DistLaunch& launch, std::chrono::milliseconds timeout,
+                                           DistBackend backend, const c10::Device& device) {
   std::shared_ptr<DistGroup> g(new DistGroup());
   g->launch_ = launch;
   g->timeout_ = timeout;
+  g->backend_kind_ = backend;
   const std::string where = launch.master_addr + ":" + std::to_string(launch.master_port);
   try {
     c10d::TCPStoreOptions opts;
@@ -70,14 +76,13 @@ std::shared_ptr<DistGroup> DistGroup::join(const DistLaunch& launch, std::chrono
                     "); is rank 0 (or torchrun) running and MASTER_ADDR/MASTER_PORT right?");
   }
   try {
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-    options->devices.push_back(gloo_device());
-    options->threads = 2;
-    g->backend_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(g->backend_->store, launch.rank, launch.world_size, options);
+    g->backend_->collectives = backend == DistBackend::nccl
+                                   ? nccl_collectives(g->backend_->store, launch.rank, launch.world_size, timeout, device)
+                                   : gloo_collectives(g->backend_->store, launch.rank, launch.world_size, timeout);
   } catch (const std::exception& e) {
     throw DistError("rank " + std::to_string(launch.rank) + " of " + std::to_string(launch.world_size) +
-                    ": could not connect to all ranks through " + where + " within " +
-                    std::to_string(timeout.count() / 1000) + " s: " + first_line(e.what()));
+                    ": could not connect to all ranks (" + dist_backend_name(backend) + ") through " + where +
+                    " within " + std::to_string(timeout.count() / 1000) + " s: " + first_line(e.what()));
   }
   return g;
 }
@@ -90,57 +95,43 @@ void DistGroup::fail(const std::string& what, const std::exception& e) const {
                   std::to_string(timeout_.count() / 1000) + " s timeout passed): " + first_line(e.what()));
 }
 
+// Starts a collective through `start`; the Pending (or, for blocking calls, this call) waits for it.
+// Every failure becomes one DistError naming this rank and the collective.
+DistGroup::Pending DistGroup::start(const char* what, const std::function<std::function<void()>()>& start) {
+  Pending p;
+  std::function<void()> wait;
+  try {
+    wait = start();
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+  p.wait_ = [this, what, wait = std::move(wait)] {
+    try {
+      wait();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  };
+  return p;
+}
+
 DistGroup::Pending DistGroup::allreduce_sum_async(torch::Tensor tensor) {
   bytes_sent_ += ring_allreduce_bytes_sent(static_cast<double>(tensor.nbytes()), world());
-  std::vector<torch::Tensor> tensors{tensor};
-  Pending p;
-  try {
-    auto work = backend_->gloo->allreduce(tensors);
-    p.wait_ = [this, work] {
-      try {
-        work->wait(timeout_);
-      } catch (const std::exception& e) {
-        fail("all-reduce", e);
-      }
-    };
-  } catch (const DistError&) {
-    throw;
-  } catch (const std::exception& e) {
-    fail("all-reduce", e);
-  }
-  return p;
+  return start("all-reduce", [&] { return backend_->collectives->allreduce(tensor, false); });
 }
 
 void DistGroup::allreduce_max(torch::Tensor tensor) {
   bytes_sent_ += ring_allreduce_bytes_sent(static_cast<double>(tensor.nbytes()), world());
-  std::vector<torch::Tensor> tensors{tensor};
-  c10d::AllreduceOptions opts;
-  opts.reduceOp = c10d::ReduceOp::MAX;
-  try {
-    backend_->gloo->allreduce(tensors, opts)->wait(timeout_);
-  } catch (const std::exception& e) {
-    fail("all-reduce (max)", e);
-  }
+  start("all-reduce (max)", [&] { return backend_->collectives->allreduce(tensor, true); }).wait();
 }
 
 void DistGroup::broadcast(torch::Tensor tensor, int root) {
   if (rank() == root) bytes_sent_ += static_cast<double>(tensor.nbytes()) * (world() - 1) / world();
-  std::vector<torch::Tensor> tensors{tensor};
-  c10d::BroadcastOptions opts;
-  opts.rootRank = root;
-  try {
-    backend_->gloo->broadcast(tensors, opts)->wait(timeout_);
-  } catch (const std::exception& e) {
-    fail("broadcast", e);
-  }
+  start("broadcast", [&] { return backend_->collectives->broadcast(tensor, root); }).wait();
 }
 
 void DistGroup::barrier() {
-  try {
-    backend_->gloo->barrier()->wait(timeout_);
-  } catch (const std::exception& e) {
-    fail("barrier", e);
-  }
+  start("barrier", [&] { return backend_->collectives->barrier(); }).wait();
 }
 
 double DistGroup::take_bytes_sent() {
@@ -149,10 +140,13 @@ double DistGroup::take_bytes_sent() {
   return b;
 }
 
-std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds) {
+std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds, const std::string& backend,
+                                              const std::string& device) {
   const std::optional<DistLaunch> launch = dist_launch_from_env();
   if (!launch) return nullptr;
-  return DistGroup::join(*launch, std::chrono::milliseconds(static_cast<int64_t>(std::llround(timeout_seconds * 1000))));
+  const c10::Device where = device_for_local_rank(device, launch->local_rank);
+  return DistGroup::join(*launch, std::chrono::milliseconds(static_cast<int64_t>(std::llround(timeout_seconds * 1000))),
+                         dist_backend_for(backend, where), where);
 }
 
 }  // namespace dalle

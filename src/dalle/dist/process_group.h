@@ -1,8 +1,9 @@
 // The process group a distributed run communicates through: PyTorch's own c10d (a TCPStore for
-// the rendezvous, ProcessGroupGloo for CPU tensors), never a transport of our own. Every failure
+// the rendezvous; ProcessGroupGloo, or ProcessGroupNCCL for GPUs), never a transport of our own. Every failure
 // (master unreachable, a collective that times out, a rank that died) surfaces as one DistError
 // naming this rank and what went wrong, so no rank hangs past the timeout and each exits non-zero.
 #pragma once
+#include <c10/core/Device.h>
 #include <torch/types.h>
 
 #include <chrono>
@@ -22,16 +23,29 @@ class DistError : public Error {
   using Error::Error;
 };
 
+enum class DistBackend { gloo, nccl };
+const char* dist_backend_name(DistBackend backend);
+// Whether this build has NCCL: a CUDA libtorch with it, and its headers found at configure time.
+bool nccl_built();
+// --dist-backend: "gloo", "nccl" (GPU tensors only, where nccl_built()), or "auto": NCCL when the
+// ranks train on GPUs and this build has it, else Gloo (which also carries GPU tensors, through
+// host copies). Throws an Error naming what is missing.
+DistBackend dist_backend_for(const std::string& choice, const c10::Device& device);
+
 class DistGroup {
  public:
   // Joins the run `launch` describes; every rank blocks here until all have joined or `timeout`
-  // has passed. `timeout` also bounds every later collective.
-  static std::shared_ptr<DistGroup> join(const DistLaunch& launch, std::chrono::milliseconds timeout);
+  // has passed. `timeout` also bounds every later collective. NCCL runs on `device`, this rank's
+  // GPU; Gloo takes tensors wherever they are.
+  static std::shared_ptr<DistGroup> join(const DistLaunch& launch, std::chrono::milliseconds timeout,
+                                         DistBackend backend = DistBackend::gloo,
+                                         const c10::Device& device = c10::Device(c10::kCPU));
   ~DistGroup();
 
   int rank() const { return launch_.rank; }
   int world() const { return launch_.world_size; }
   bool is_main() const { return launch_.rank == 0; }
+  DistBackend backend() const { return backend_kind_; }
   const DistLaunch& launch() const { return launch_; }
 
   // A collective in flight; wait() returns when its result is in the tensor(s).
@@ -59,19 +73,23 @@ class DistGroup {
   double take_bytes_sent();
 
  private:
-  struct Backend;  // the c10d store and process group (process_group.cpp)
+  struct Backend;  // the c10d store and collectives (process_group.cpp)
   DistGroup();
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const;
+  Pending start(const char* what, const std::function<std::function<void()>()>& start);
 
   DistLaunch launch_;
   std::chrono::milliseconds timeout_{0};
   std::unique_ptr<Backend> backend_;
+  DistBackend backend_kind_ = DistBackend::gloo;
   double bytes_sent_ = 0;
 };
 
 // The group for this process: joins one when the environment names a distributed run (see
 // dist/launch.h), else nullptr (a single process). `timeout_seconds` bounds joining and every
-// collective.
-std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds);
+// collective; `backend` is --dist-backend and `device` the trainer's --device (cuda means the
+// local rank's GPU).
+std::shared_ptr<DistGroup> dist_join_from_env(double timeout_seconds, const std::string& backend = "auto",
+                                              const std::string& device = "cpu");
 
 }  // namespace dalle

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dalle/dist/process_group.h"
 #include "dalle/util/torch_api.h"
 
 namespace dalle {
@@ -81,6 +82,7 @@ std::string build_info() {
     out << "CUDA: available, " << torch::cuda::device_count() << " device(s)\n";
   else
     out << "CUDA: not available (" << (at::hasCUDA() ? "no usable GPU" : "a CPU-only libtorch") << ")\n";
+  out << "data parallel: Gloo" << (nccl_built() ? ", NCCL" : " (no NCCL in this build)") << "\n";
   return out.str();
 }
 
