@@ -63,7 +63,7 @@ std::shared_ptr<DistGroup> DistGroup::join(const DistLaunch& launch, std::chrono
     opts.port = static_cast<uint16_t>(launch.master_port);
     // Under torchrun's agent store the agent is the server; otherwise rank 0 hosts it.
     opts.isServer = !launch.agent_store && launch.rank == 0;
-    opts.numWorkers = launch.agent_store ? c10::nullopt : c10::optional<std::size_t>(launch.world_size);
+    if (!launch.agent_store) opts.numWorkers = static_cast<std::size_t>(launch.world_size);  // else unset
     opts.waitWorkers = false;
     opts.timeout = timeout;
     c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, opts);
