@@ -4,6 +4,7 @@
 
 #include "dalle/io/weights.h"
 #include "dalle/prior/quantized_weights.h"
+#include "dalle/util/block_weights.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
 
@@ -78,8 +79,12 @@ ImageTokenDecoder& bundle_decoder(Bundle& bundle) {
   if (!bundle.decoder) {
     if (bundle.device.is_cpu())
       bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
-    else
-      bundle.decoder = std::make_shared<ReferenceDecoder>(bundle.prior, bundle.weights != WeightFormat::fp32);
+    else {
+      const bool bf16 = bundle.weights != WeightFormat::fp32;
+      // Stored in bf16 once: under autocast alone every step would cast the fp32 matrices anew.
+      if (bf16) store_block_weights(bundle.prior->resblock_parameters(), torch::kBFloat16);
+      bundle.decoder = std::make_shared<ReferenceDecoder>(bundle.prior, bf16);
+    }
   }
   return *bundle.decoder;
 }

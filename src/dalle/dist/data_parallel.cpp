@@ -135,7 +135,8 @@ void DataParallel::gather_updated_parameters() {
         numel += named_[i].second.numel();
       }
     if (mine.empty()) continue;
-    torch::Tensor flat = torch::empty({numel}, torch::kFloat32);
+    // Where the parameters are: NCCL reaches GPU memory only.
+    torch::Tensor flat = torch::empty({numel}, named_[mine.front()].second.options().dtype(torch::kFloat32));
     int64_t offset = 0;
     if (r == rank())
       for (size_t i : mine) {
@@ -167,7 +168,7 @@ SafeTensors DataParallel::gather_to_main(const SafeTensors& own, const std::vect
       }
     }
     if (keys.empty()) continue;
-    torch::Tensor flat = torch::empty({numel}, torch::kFloat32);
+    torch::Tensor flat = torch::empty({numel}, keys.front().second->options().dtype(torch::kFloat32));
     int64_t offset = 0;
     if (r == rank())
       for (const auto& [key, p] : keys) {
@@ -202,12 +203,12 @@ std::vector<std::vector<int64_t>> DataParallel::all_gather(const std::vector<int
 void DataParallel::check_replicas_agree() {
   torch::NoGradGuard no_grad;
   // A weighted checksum (so swapped values count too), compared by max and -min over ranks.
-  double sum = 0;
+  torch::Tensor total = torch::zeros({}, named_.front().second.options().dtype(torch::kFloat64));
   for (auto& [name, p] : named_)
-    sum += (p.detach().to(torch::kFloat64).reshape({-1}) *
-            torch::arange(1, p.numel() + 1, torch::kFloat64).remainder_(7).add_(1))
-               .sum()
-               .item<double>();
+    total += (p.detach().to(torch::kFloat64).reshape({-1}) *
+              torch::arange(1, p.numel() + 1, p.options().dtype(torch::kFloat64)).remainder_(7).add_(1))
+                 .sum();
+  const double sum = total.item<double>();
   torch::Tensor t = torch::tensor({sum, -sum}, torch::kFloat64);
   group_->allreduce_max(t);
   if (t[0].item<double>() != -t[1].item<double>())

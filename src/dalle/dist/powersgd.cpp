@@ -25,7 +25,8 @@ PowerSgd::PowerSgd(DistGroup* group, std::vector<std::pair<std::string, torch::T
   for (auto& [name, p] : matrices) {
     if (p.dim() != 2) throw Error("PowerSGD compresses matrices; '" + name + "' is not one");
     const int64_t r = std::min({options.rank, p.size(0), p.size(1)});
-    torch::Tensor q = torch::randn({p.size(1), r}, gen, p.options());
+    // Drawn on the CPU (its generator), so Q is the same whatever device a rank trains on.
+    torch::Tensor q = torch::randn({p.size(1), r}, gen, p.options().device(torch::kCPU)).to(p.device());
     slots_.push_back({name, p, torch::zeros_like(p), q});
   }
 }
@@ -67,7 +68,9 @@ bool PowerSgd::reduce() {
       q.push_back(e[i].t().mm(p[i]));
     }
     average(q);
-    for (const torch::Tensor& t : q) finite = finite && t.isfinite().all().item<bool>();
+    std::vector<torch::Tensor> f;
+    for (const torch::Tensor& t : q) f.push_back(t.isfinite().all());
+    finite = torch::stack(f).all().item<bool>();  // one host sync, not one per matrix
   }
   if (!finite) {
     for (Slot& s : slots_) s.param.mutable_grad().fill_(NAN);

@@ -92,7 +92,10 @@ json fid_eval(Bundle& bundle, const std::string& real_data, const FidEvalOptions
   if (!fid && !bundle.reranker)
     throw Error("eval fid: give --inception WEIGHTS (see the README), or use a bundle with a reranker for fd_rerank");
   InceptionV3 inception{nullptr};
-  if (fid) inception = inception_v3_load(o.inception);  // fail before sampling, not after
+  if (fid) {
+    inception = inception_v3_load(o.inception);  // fail before sampling, not after
+    inception->to(bundle.device);               // the features are computed where the bundle runs
+  }
   make_dirs(out);
 
   // The real images at the model's resolution (centre crops), with their first captions.

@@ -30,7 +30,7 @@ torch::Tensor ReferenceDecoder::step(const torch::Tensor& tokens, int64_t index)
 namespace {
 
 std::vector<float> floats_of(const torch::Tensor& t) {
-  const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous();
+  const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();  // a prior on any device
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 

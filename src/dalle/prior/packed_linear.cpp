@@ -211,12 +211,13 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
                            const Int8Weight* int8)
     : in_(weight.size(1)), out_(weight.size(0)), format_(format) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor w = weight.detach().to(torch::kFloat32).contiguous();
+  // Packed for the CPU kernels, from a prior on any device.
+  const torch::Tensor w = weight.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   const size_t padded = static_cast<size_t>((out_ + kPanel - 1) / kPanel * kPanel);
   bias_.assign(padded, 0.0f);
   scale_.assign(padded, 1.0f);
   if (bias.defined()) {
-    const torch::Tensor b = bias.detach().to(torch::kFloat32).contiguous();
+    const torch::Tensor b = bias.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     std::memcpy(bias_.data(), b.data_ptr<float>(), sizeof(float) * static_cast<size_t>(out_));
   }
   switch (format) {

@@ -55,8 +55,11 @@ std::vector<bool> grad_scales_unscale(const GradScales& scales,
                                       bool fp16_grads) {
   torch::NoGradGuard no_grad;
   std::vector<bool> overflowed(blocks.size(), false);
+  // One reduction per block, and all of them read at once: a host sync per block (or per tensor)
+  // would cost a GPU more than the check.
+  std::vector<torch::Tensor> block_finite;
+  std::vector<size_t> checked;
   for (size_t b = 0; b < blocks.size(); ++b) {
-    // One reduction per block, read once: a sync per tensor would cost more than the check.
     std::vector<torch::Tensor> finite;
     for (const torch::Tensor& p : blocks[b]) {
       torch::Tensor g = p.mutable_grad();
@@ -69,7 +72,14 @@ std::vector<bool> grad_scales_unscale(const GradScales& scales,
       }
       g.div_(scales.scale(static_cast<int64_t>(b)));
     }
-    overflowed[b] = !finite.empty() && !torch::stack(finite).all().item<bool>();
+    if (finite.empty()) continue;
+    block_finite.push_back(torch::stack(finite).all());
+    checked.push_back(b);
+  }
+  if (!block_finite.empty()) {
+    const torch::Tensor ok = torch::stack(block_finite).cpu();
+    const bool* flags = ok.data_ptr<bool>();
+    for (size_t i = 0; i < checked.size(); ++i) overflowed[checked[i]] = !flags[i];
   }
   return overflowed;
 }

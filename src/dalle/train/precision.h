@@ -4,13 +4,12 @@
 #pragma once
 #include <initializer_list>
 #include <string>
-#include <vector>
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include "dalle/util/block_weights.h"
 #include "dalle/util/error.h"
-#include "dalle/util/torch_api.h"
 
 namespace dalle {
 
@@ -52,15 +51,6 @@ inline void check_weights16(const std::string& command, const PrecisionPlan& pla
     throw Error(command + ": --weights16 stores resblock weights in 16 bits: it needs --precision bf16, or fp16 on CUDA");
   if (data_parallel)
     throw Error(command + ": --weights16 is not supported in data-parallel runs yet (the gradient buckets are fp32)");
-}
-
-// Stores the blocks' weight matrices and kernels in `dtype`; their gains and biases stay fp32
-// (SPEC §3), as does everything outside the blocks.
-inline void store_block_weights(const std::vector<std::vector<torch::Tensor>>& blocks, at::ScalarType dtype) {
-  torch::NoGradGuard no_grad;
-  for (const std::vector<torch::Tensor>& block : blocks)
-    for (torch::Tensor p : block)
-      if (p.dim() >= 2) p.set_data(p.detach().to(dtype));  // keeps the memory format (channels-last)
 }
 
 }  // namespace dalle
