@@ -47,7 +47,7 @@ if(DALLE_NCCL AND (TARGET torch_cuda OR TORCH_CUDA_LIBRARIES))
     if(NCCL_LIBRARY)
       target_link_libraries(dalle_core PUBLIC ${NCCL_LIBRARY})
     endif()
-    message(STATUS "NCCL: data-parallel GPU training uses ProcessGroupNCCL (nccl.h in ${NCCL_INCLUDE_DIR})")
+    message(STATUS "NCCL: data-parallel GPU training uses ProcessGroupNCCL")
   else()
     file(WRITE ${CMAKE_BINARY_DIR}/nccl-check.log "${nccl_log}")
     message(WARNING "NCCL: ${DALLE_NCCL_SOURCE} does not build against this libtorch (log: "

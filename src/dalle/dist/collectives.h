@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "dalle/dist/process_group.h"  // nccl_built()
+
 namespace dalle {
 
 class Collectives {
