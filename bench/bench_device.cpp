@@ -196,9 +196,11 @@ int main(int argc, char** argv) {
     }
   }
   // ms/step is one decoding step of the whole batch: when it hardly grows from batch 1 to the large
-  // batch, the step is bound by per-op overhead (launches, dispatch), what CUDA graphs would remove.
-  std::printf("\n%-22s %-8s %6s %14s %14s %14s %10s\n", "sampling", "weights", "batch", "tokens s/img", "decode s/img",
-              "total s/img", "ms/step");
+  // batch, the step is bound by per-op overhead (launches, dispatch), what CUDA graphs remove.
+  // On a GPU the rows run with CUDA graphs (GraphDecoder's replay), and batch 1 also without (the
+  // same indexed steps launched kernel by kernel): the graphs' gain where steps are smallest.
+  std::printf("\n%-22s %-8s %6s %6s %14s %14s %14s %10s\n", "sampling", "weights", "graphs", "batch", "tokens s/img",
+              "decode s/img", "total s/img", "ms/step");
   for (size_t i = 0; i < presets.size(); ++i) {
     Bundle bundle;
     bundle.config = config_load(presets[i].path);
@@ -211,17 +213,24 @@ int main(int argc, char** argv) {
     bundle.vae->eval();
     bundle.vae->to_channels_last();  // as vae_load leaves a bundle's
     for (WeightFormat w : {WeightFormat::fp32, WeightFormat::bf16})
-      for (int b : {1, sample_batch}) {
-        try {
-          const SampleTime t = sample_seconds(bundle, w, device, b);
-          const double steps = static_cast<double>(config.vae.grid()) * config.vae.grid();
-          std::printf("%-22s %-8s %6d %14.4f %14.4f %14.4f %10.3f\n", config.name.c_str(), weight_format_name(w).c_str(), b,
-                      t.tokens, t.decode, t.tokens + t.decode, 1000 * t.tokens * b / steps);
-        } catch (const std::exception& e) {
-          std::printf("%-22s %-8s %6d failed: %.120s\n", config.name.c_str(), weight_format_name(w).c_str(), b, e.what());
+      for (int b : {1, sample_batch})
+        for (const char* graphs : !device.is_cuda() ? std::vector<const char*>{"-"}
+                                  : b == 1           ? std::vector<const char*>{"1", "0"}
+                                                     : std::vector<const char*>{"1"}) {
+          const std::string label = std::string(graphs) == "1" ? "yes" : std::string(graphs) == "0" ? "no" : "-";
+          try {
+            if (device.is_cuda()) setenv("DALLE_CUDA_GRAPHS", graphs, 1);  // read by bundle_decoder
+            const SampleTime t = sample_seconds(bundle, w, device, b);
+            const double steps = static_cast<double>(config.vae.grid()) * config.vae.grid();
+            std::printf("%-22s %-8s %6s %6d %14.4f %14.4f %14.4f %10.3f\n", config.name.c_str(),
+                        weight_format_name(w).c_str(), label.c_str(), b, t.tokens, t.decode, t.tokens + t.decode,
+                        1000 * t.tokens * b / steps);
+          } catch (const std::exception& e) {
+            std::printf("%-22s %-8s %6s %6d failed: %.120s\n", config.name.c_str(), weight_format_name(w).c_str(),
+                        label.c_str(), b, e.what());
+          }
+          std::fflush(stdout);
         }
-        std::fflush(stdout);
-      }
   }
   const ModelConfig first = config_load(presets.front().path);
   const int encode_batch = device.is_cuda() ? 64 : 2;

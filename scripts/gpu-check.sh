@@ -47,8 +47,8 @@ if [[ ${BUILD:-1} != 0 ]]; then
   # shellcheck disable=SC2086
   step build 420 scripts/build-cuda.sh --check $debs || { cat "$out/build.log" | tail -30; exit 1; }
 fi
-# Why NCCL was left out, when it was (cmake/nccl.cmake).
-[[ -f ${BUILD_DIR:-build-cuda}/nccl-check.log ]] && cp "${BUILD_DIR:-build-cuda}/nccl-check.log" "$out/"
+# Why NCCL or CUDA graphs were left out, when they were (cmake/cuda_sources.cmake).
+cp "${BUILD_DIR:-build-cuda}"/*-check.log "$out/" 2>/dev/null
 # shellcheck disable=SC1091
 [[ -f build-cuda/env.sh ]] && source build-cuda/env.sh
 bin=${BUILD_DIR:-build-cuda}/bin

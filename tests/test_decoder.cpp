@@ -13,6 +13,7 @@
 #include "dalle/prior/vector_math.h"
 #include "dalle/sample/sampler.h"
 #include "dalle/train/checkpoint.h"
+#include "dalle/util/cuda_graph.h"
 #include "dalle/util/error.h"
 #include "test_util.h"
 
@@ -303,6 +304,37 @@ TEST(ReferenceDecoder, RunsWhereThePriorIsWithFp32LogitsAlsoUnderBf16) {
     EXPECT_LT((half.cpu() - want).abs().max().item<double>(), 0.1);
     torch::Generator gen = step_generator(1, 0, 0);
     EXPECT_TRUE(torch::equal(sample_image_tokens(fp32, text, greedy, gen), want_tokens));
+  }
+}
+
+// The GPU decoder's indexed steps are the module's steps: ReferenceDecoder's logits on every
+// device, fp32 and bf16, over two sampling calls (the second, with another batch, must not replay
+// the first one's graph); on a GPU the steps after the second replay a CUDA graph where the
+// build has them.
+TEST(GraphDecoder, IndexedStepsEqualTheModulesOnEveryDevice) {
+  torch::InferenceMode guard;
+  const torch::Tensor text = torch::randint(0, 26, {3, 6}, torch::kLong);
+  const torch::Tensor tokens = torch::randint(0, 10, {3, 12}, torch::kLong);
+  for (const c10::Device& device : test::devices()) {
+    Prior prior = test_prior();
+    prior->to(device);
+    for (bool bf16 : {false, true}) {
+      SCOPED_TRACE(device.str() + (bf16 ? ", bf16" : ", fp32"));
+      ReferenceDecoder reference(prior, bf16);
+      GraphDecoder graphed(prior, bf16);
+      const torch::Tensor want = all_logits(reference, text, tokens).cpu();
+      for (int64_t first : {0, 1}) {
+        const torch::Tensor got = all_logits(graphed, text.narrow(0, first, 3 - first), tokens.narrow(0, first, 3 - first));
+        EXPECT_EQ(got.device(), device);
+        EXPECT_LT((got.cpu() - want.narrow(1, first, 3 - first)).abs().max().item<double>(), bf16 ? 5e-2 : 1e-5)
+            << "call from row " << first;
+      }
+      if (device.is_cpu()) {
+        EXPECT_EQ(graphed.graph_status(), "no CUDA graphs on a CPU");
+      } else if (cuda_graphs_built()) {
+        EXPECT_EQ(graphed.graph_status(), "replaying a CUDA graph");
+      }
+    }
   }
 }
 

@@ -18,17 +18,26 @@ PriorConfig cache_prior(int layers, int conv_kernel) {
   return c;
 }
 
-// Feeds `image` through prefill (first `given` tokens) and steps; compares each step's logits
-// with the full recompute's.
-void expect_cached_equals_full(Prior& prior, const torch::Tensor& text, const torch::Tensor& image, int64_t given) {
+// Feeds `image` through prefill (first `given` tokens) and steps (`indexed`: step_indexed, the
+// slot read on the device); compares each step's logits with the full recompute's.
+void expect_cached_equals_full(Prior& prior, const torch::Tensor& text, const torch::Tensor& image, int64_t given,
+                               bool indexed = false) {
   torch::NoGradGuard g;
   const int64_t n = image.size(1);
   const torch::Tensor full = prior->forward(text, image).image;
   KvCache cache = prior->make_cache(text.size(0));
+  KvCache::SlotIndex slot = cache.slot_index();
   torch::Tensor logits = prior->prefill(text, cache, given ? image.narrow(1, 0, given) : torch::Tensor());
   for (int64_t i = given; i < n; ++i) {
     ASSERT_TRUE(torch::allclose(logits, full.select(1, i), 1e-4, 1e-4)) << "token " << i << " of " << n;
-    if (i + 1 < n) logits = prior->step(image.select(1, i), i, cache);
+    if (i + 1 == n) break;
+    if (!indexed) {
+      logits = prior->step(image.select(1, i), i, cache);
+      continue;
+    }
+    cache.set_slot_index(slot, i + 1);
+    logits = prior->step_indexed(image.select(1, i).contiguous(), slot, cache);
+    cache.length += 1;
   }
 }
 
@@ -63,6 +72,8 @@ TEST(KvCache, CachedLogitsEqualFullRecomputeForEveryMaskType) {
         const torch::Tensor text = torch::randint(0, 25, {3, 5}, torch::kLong).to(device);
         const torch::Tensor image = torch::randint(0, 12, {3, 20}, torch::kLong).to(device);
         expect_cached_equals_full(prior, text, image, 0);
+        SCOPED_TRACE("indexed steps");
+        expect_cached_equals_full(prior, text, image, 0, /*indexed=*/true);
       }
 }
 

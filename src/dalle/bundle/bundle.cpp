@@ -2,6 +2,8 @@
 
 #include "dalle/util/torch_api.h"
 
+#include <cstdlib>
+
 #include "dalle/io/weights.h"
 #include "dalle/prior/quantized_weights.h"
 #include "dalle/util/block_weights.h"
@@ -77,13 +79,16 @@ void bundle_to_device(Bundle& bundle, const c10::Device& device) {
 
 ImageTokenDecoder& bundle_decoder(Bundle& bundle) {
   if (!bundle.decoder) {
-    if (bundle.device.is_cpu())
+    if (bundle.device.is_cpu()) {
       bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
-    else {
+    } else {
       const bool bf16 = bundle.weights != WeightFormat::fp32;
-      // Stored in bf16 once: under autocast alone every step would cast the fp32 matrices anew.
-      if (bf16) store_block_weights(bundle.prior->resblock_parameters(), torch::kBFloat16);
-      bundle.decoder = std::make_shared<ReferenceDecoder>(bundle.prior, bf16);
+      // Stored in bf16 once: under autocast alone every step would cast the fp32 matrices anew
+      // (and back in fp32 for an fp32 decoder after a bf16 one).
+      store_block_weights(bundle.prior->resblock_parameters(), bf16 ? torch::kBFloat16 : torch::kFloat32);
+      // DALLE_CUDA_GRAPHS=0 runs every step's kernels one by one (to compare, or to debug).
+      const char* graphs = std::getenv("DALLE_CUDA_GRAPHS");
+      bundle.decoder = std::make_shared<GraphDecoder>(bundle.prior, bf16, !(graphs && std::string(graphs) == "0"));
     }
   }
   return *bundle.decoder;

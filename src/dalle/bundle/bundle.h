@@ -29,7 +29,8 @@ struct Bundle {
   Reranker reranker{nullptr};  // null when the bundle has no rerank.safetensors
   // Sampling runs on `decoder`, with the prior's linear weights in `weights`; with bf16 or int8
   // the dVAE decoder's weights are bf16 too (bench_decode: pixels within 1e-4 of fp32). On a CPU
-  // it is the packed PriorDecoder; on a GPU the module with its KV cache (ReferenceDecoder), in
+  // it is the packed PriorDecoder; on a GPU the module with its KV cache, its steps replayed as a
+  // CUDA graph (GraphDecoder; DALLE_CUDA_GRAPHS=0 turns graphs off), in
   // bf16 for the bf16 and int8 formats (CUDA has no int8 path here: int8 weights run as bf16;
   // the prior's resblock matrices are then stored in bf16, in place, when the decoder is made).
   WeightFormat weights = WeightFormat::fp32;

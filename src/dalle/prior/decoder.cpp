@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "dalle/prior/vector_math.h"
+#include "dalle/util/cuda_graph.h"
 #include "dalle/util/error.h"
 #include "dalle/util/simd.h"
 
@@ -25,6 +26,56 @@ torch::Tensor ReferenceDecoder::step(const torch::Tensor& tokens, int64_t index)
   const c10::Device device = prior_->text_pos.device();
   AutocastGuard autocast(bf16_, device.type());
   return prior_->step(tokens.to(device), index, cache_);
+}
+
+GraphDecoder::GraphDecoder(Prior prior, bool bf16, bool graphs)
+    : prior_(std::move(prior)), bf16_(bf16), graphs_(graphs) {
+  const bool gpu = prior_->text_pos.device().is_cuda();
+  status_ = !graphs_ ? "CUDA graphs turned off" : !gpu ? "no CUDA graphs on a CPU" : "not captured yet";
+}
+
+torch::Tensor GraphDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
+  const c10::Device device = prior_->text_pos.device();
+  AutocastGuard autocast(bf16_, device.type());
+  cache_ = prior_->make_cache(text.size(0));
+  slot_ = cache_.slot_index();
+  token_ = torch::zeros({text.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  // A new cache and new inputs: a graph recorded on the last ones would replay on stale memory.
+  logits_ = torch::Tensor();
+  replay_ = nullptr;
+  eager_steps_ = 0;
+  return prior_->prefill(text.to(device), cache_, init.defined() ? init.to(device) : init);
+}
+
+void GraphDecoder::run_step() {
+  AutocastGuard autocast(bf16_, prior_->text_pos.device().type());
+  logits_.copy_(prior_->step_indexed(token_, slot_, cache_));
+}
+
+torch::Tensor GraphDecoder::step(const torch::Tensor& tokens, int64_t index) {
+  const int64_t slot = index + 1;  // image token `index` sits in slot index + 1
+  TORCH_CHECK(cache_.length == prior_->config().text_len + slot, "step: image token ", index, " fed out of order");
+  token_.copy_(tokens);
+  cache_.set_slot_index(slot_, slot);
+  if (replay_) {
+    replay_();
+  } else {
+    if (!logits_.defined()) {
+      AutocastGuard autocast(bf16_, prior_->text_pos.device().type());
+      logits_ = prior_->step_indexed(token_, slot_, cache_).clone();
+    } else {
+      run_step();
+    }
+    // Captured at the second step, once the first has initialised what the step uses lazily.
+    if (graphs_ && prior_->text_pos.device().is_cuda() && ++eager_steps_ == 2) {
+      std::string why;
+      replay_ = capture_cuda_graph([this] { run_step(); }, &why);
+      status_ = replay_ ? "replaying a CUDA graph" : "CUDA graph capture failed: " + why;
+      graphs_ = static_cast<bool>(replay_);
+    }
+  }
+  cache_.length += 1;
+  return logits_;
 }
 
 namespace {

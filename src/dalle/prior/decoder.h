@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -43,6 +44,33 @@ class ReferenceDecoder : public ImageTokenDecoder {
   Prior prior_;
   bool bf16_;
   KvCache cache_;
+};
+
+// The GPU decoder: Prior::step_indexed (the same function as ReferenceDecoder's step, from
+// kernels that do not depend on the step), captured into a CUDA graph at its second step and
+// replayed from then on, one launch per token instead of about 20 per layer. Runs the indexed
+// step eagerly where graphs are not built, not asked for (`graphs`), on a CPU, or when the
+// capture fails (graph_status() says which).
+class GraphDecoder : public ImageTokenDecoder {
+ public:
+  GraphDecoder(Prior prior, bool bf16, bool graphs = true);
+  torch::Tensor start(const torch::Tensor& text, const torch::Tensor& init) override;
+  torch::Tensor step(const torch::Tensor& tokens, int64_t index) override;
+  int64_t image_tokens() const override { return prior_->image_tokens(); }
+  // "replaying a CUDA graph", or why steps run eagerly.
+  const std::string& graph_status() const { return status_; }
+
+ private:
+  void run_step();  // the captured body: reads token_ and slot_, writes logits_ and the cache
+
+  Prior prior_;
+  bool bf16_, graphs_;
+  KvCache cache_;
+  KvCache::SlotIndex slot_;
+  torch::Tensor token_, logits_;
+  std::function<void()> replay_;
+  int64_t eager_steps_ = 0;
+  std::string status_;
 };
 
 // Quantized linear weights by parameter name ("blocks.0.attn.qkv.weight"), as a quantized bundle

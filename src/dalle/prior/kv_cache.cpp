@@ -32,6 +32,9 @@ KvCache::KvCache(const std::vector<MaskType>& masks, const MaskShape& s, int64_t
       }
     ring_bias_[m] = bias.to(device);
   }
+  torch::Tensor column = torch::zeros({s.grid_h, t + s.grid_h});
+  for (int64_t r = 0; r < s.grid_h; ++r) column[r].narrow(0, t + r + 1, s.grid_h - r - 1).fill_(-INFINITY);
+  column_bias_ = column.to(device);
   for (MaskType type : masks) {
     const std::vector<int64_t> shape =
         type == MaskType::column ? std::vector<int64_t>{batch, heads, s.grid_w, t + s.grid_h, hd}
@@ -78,6 +81,41 @@ KvCache::Window KvCache::store_step(int layer, int64_t slot, const torch::Tensor
     return {keys_[l].select(2, c).narrow(2, 0, keys), values_[l].select(2, c).narrow(2, 0, keys), {}};
   }
   return {keys_[l], values_[l], ring_bias_[static_cast<size_t>(masks_[l])].narrow(0, slot, 1)};
+}
+
+KvCache::SlotIndex KvCache::slot_index() const {
+  SlotIndex index;
+  index.all = torch::zeros({6}, torch::TensorOptions().dtype(torch::kLong).device(column_bias_.device()));
+  torch::Tensor* parts[6] = {&index.slot, &index.row, &index.col, &index.column_entry, &index.ring[0], &index.ring[1]};
+  for (int64_t i = 0; i < 6; ++i) *parts[i] = index.all.narrow(0, i, 1);
+  return index;
+}
+
+void KvCache::set_slot_index(SlotIndex& index, int64_t slot) const {
+  const int64_t t = shape_.text_len, w = shape_.grid_w, row = slot / w, col = slot % w;
+  const int64_t values[6] = {slot, row, col, col * (t + shape_.grid_h) + t + row, t + slot % ring_[0], t + slot % ring_[2]};
+  index.all.copy_(torch::from_blob(const_cast<int64_t*>(values), {6}, torch::kLong));
+}
+
+KvCache::Window KvCache::store_step_indexed(int layer, const SlotIndex& index, const torch::Tensor& k,
+                                            const torch::Tensor& v) {
+  const size_t l = static_cast<size_t>(layer);
+  torch::Tensor& keys = keys_[l];
+  torch::Tensor& values = values_[l];
+  // index_copy_ does not convert: 16-bit k/v from autocast go into the fp32 buffers as values.
+  const torch::Tensor k32 = k.to(keys.scalar_type()), v32 = v.to(values.scalar_type());
+  if (masks_[l] == MaskType::column) {
+    const std::vector<int64_t> flat{keys.size(0), keys.size(1), keys.size(2) * keys.size(3), keys.size(4)};
+    keys.view(flat).index_copy_(2, index.column_entry, k32);
+    values.view(flat).index_copy_(2, index.column_entry, v32);
+    return {keys.index_select(2, index.col).squeeze(2), values.index_select(2, index.col).squeeze(2),
+            column_bias_.index_select(0, index.row)};
+  }
+  const size_t m = static_cast<size_t>(masks_[l]);
+  const torch::Tensor& at = index.ring[masks_[l] == MaskType::row ? 0 : 1];
+  keys.index_copy_(2, at, k32);
+  values.index_copy_(2, at, v32);
+  return {keys, values, ring_bias_[m].index_select(0, index.slot)};
 }
 
 int64_t KvCache::bytes() const {

@@ -32,6 +32,22 @@ class KvCache {
   // Stores image slot `slot`'s k/v [B, H, 1, hd] for `layer`, then returns its window.
   Window store_step(int layer, int64_t slot, const torch::Tensor& k, const torch::Tensor& v);
 
+  // A step's slot as int64 tensors [1] on the cache's device, for store_step_indexed(): a step
+  // whose kernels and shapes do not depend on the slot, which a CUDA graph can replay.
+  struct SlotIndex {
+    torch::Tensor slot, row, col;
+    torch::Tensor column_entry;  // col * (T + h) + T + row: the entry in a column layer's buffer
+    torch::Tensor ring[2];       // T + slot % W, per ring mask type (row, conv)
+    torch::Tensor all;           // the six values above, one tensor
+  };
+  SlotIndex slot_index() const;  // allocated, values unset
+  // Writes `slot`'s values into `index` (one host-to-device copy).
+  void set_slot_index(SlotIndex& index, int64_t slot) const;
+  // store_step with the slot read from `index` on the device. Windows are whole buffers and the
+  // bias masks what the slot may not see yet (column layers too): the same attention, with
+  // exact zeros added for the masked entries.
+  Window store_step_indexed(int layer, const SlotIndex& index, const torch::Tensor& k, const torch::Tensor& v);
+
   // Image slots of the ring buffer for a mask type (1 + the largest allowed raster offset).
   static int64_t ring_size(MaskType type, const MaskShape& shape);
   int64_t bytes() const;
@@ -45,6 +61,7 @@ class KvCache {
   MaskShape shape_{};
   std::vector<torch::Tensor> keys_, values_;  // ring: [B, H, T + W, hd]; column: [B, H, w, T + h, hd]
   torch::Tensor ring_bias_[3];                // per mask type: [image slots, T + W], 0 or -inf
+  torch::Tensor column_bias_;                 // [h, T + h]: row r sees the text and rows 0 .. r
   int64_t ring_[3] = {0, 0, 0};
 };
 

@@ -243,6 +243,17 @@ torch::Tensor PriorImpl::step(const torch::Tensor& token, int64_t index, KvCache
   return image_logits(ln_f(x.select(1, 0)));
 }
 
+torch::Tensor PriorImpl::step_indexed(const torch::Tensor& token, const KvCache::SlotIndex& slot, KvCache& cache) {
+  torch::Tensor x = image_emb(token.view({-1, 1})) + row_emb.index_select(0, slot.row) + col_emb.index_select(0, slot.col);
+  for (size_t i = 0; i < attn.size(); ++i) {
+    const torch::Tensor qkv_out = attn[i]->project(x);
+    const KvCache::Window w = cache.store_step_indexed(static_cast<int>(i), slot, qkv_out[1], qkv_out[2]);
+    x = x + attn[i]->attend(qkv_out[0], w.keys, w.values, w.bias);
+    x = x + mlp[i]->forward(x);
+  }
+  return image_logits(ln_f(x.select(1, 0)));
+}
+
 int64_t prior_param_count(const PriorConfig& c, int grid_h, int grid_w, int image_vocab) {
   const int64_t d = c.d_model;
   const int64_t text_ids = c.text_vocab + c.text_len;

@@ -89,6 +89,10 @@ class PriorImpl : public torch::nn::Module {
   KvCache make_cache(int64_t batch) const;
   torch::Tensor prefill(const torch::Tensor& text, KvCache& cache, const torch::Tensor& init = {});
   torch::Tensor step(const torch::Tensor& token, int64_t index, KvCache& cache);
+  // `step` with the slot read from `slot` on the device (KvCache::SlotIndex of image token
+  // index + 1): the same logits, from kernels that do not depend on the step, which a CUDA graph
+  // captures once and replays. Changes nothing on the host: the caller advances cache.length.
+  torch::Tensor step_indexed(const torch::Tensor& token, const KvCache::SlotIndex& slot, KvCache& cache);
 
   int text_len() const { return config_.text_len; }
   int image_tokens() const { return grid_h_ * grid_w_; }

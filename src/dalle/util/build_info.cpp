@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "dalle/dist/process_group.h"
+#include "dalle/util/cuda_graph.h"
 #include "dalle/util/torch_api.h"
 
 namespace dalle {
@@ -83,6 +84,7 @@ std::string build_info() {
   else
     out << "CUDA: not available (" << (at::hasCUDA() ? "no usable GPU" : "a CPU-only libtorch") << ")\n";
   out << "data parallel: Gloo" << (nccl_built() ? ", NCCL" : " (no NCCL in this build)") << "\n";
+  out << "CUDA graphs: " << (cuda_graphs_built() ? "built" : "not in this build") << "\n";
   return out.str();
 }
 
