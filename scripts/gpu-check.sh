@@ -60,9 +60,9 @@ export dalle device work quick
 # The device-agnostic tests, which add a GPU pass when one is visible: logits CPU = GPU, cached =
 # full recompute for every mask type, the cache and masks on the GPU, an injected Inf under real
 # fp16, autocast and precision plans, --device on every command, Gloo with GPU tensors and NCCL
-# (one rank: one GPU cannot hold two).
+# (one rank: one GPU cannot hold two), decoding steps replayed as a CUDA graph = the module's.
 step tests 180 "$bin/dalle_tests" --gtest_brief=1 \
-  --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*:DistGroup.*'
+  --gtest_filter='Device.*:KvCache.*:ReferenceDecoder.*:GradScaling.InfInOneBlock*:Prior.*:Cli.EveryModelCommand*:DistGroup.*:GraphDecoder.*'
 
 # Every command on the device, tiny: dVAE training and encoding, fp16 prior training that resumes
 # exactly, fp16 weights (--weights16, prior and dVAE), a reranker, and the GPU-trained bundle sampled on the GPU
