@@ -11,7 +11,7 @@
 # Environment: DEVICE (default cuda), PEAK_TFLOPS (the GPU's dense 16-bit datasheet peak for the
 # MFU column; default 989, an H100/H200), BUILD=0 to reuse the build as it is, BUILD_DIR (default
 # build-cuda), QUICK=1 for a dry run of the script on a CPU (DEVICE=cpu BUILD=0 BUILD_DIR=build):
-# the same steps, far fewer updates.
+# the same steps, far fewer updates; STEPS="tests bench ..." to run only some steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 debs=${1:-}
@@ -25,9 +25,12 @@ work=$(mktemp -d)
 start=$SECONDS
 
 # step NAME SECONDS COMMAND...: runs COMMAND with its output in $out/NAME.log, one summary line.
+# With STEPS set, only the steps it names run (STEPS="precisions eval" BUILD=0: the rest of a run
+# that a device call's time limit cut short, on the build the first call left).
 step() {
   local name=$1 limit=$2
   shift 2
+  [[ -n ${STEPS:-} && " $STEPS " != *" $name "* ]] && return 0
   local t0=$SECONDS
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local rc=$?
