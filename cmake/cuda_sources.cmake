@@ -46,6 +46,7 @@ function(dalle_cuda_source name source define main)
               CXX_STANDARD 17
               OUTPUT_VARIABLE log)
   if(${define}_BUILDS)
+    file(REMOVE ${CMAKE_BINARY_DIR}/${name}-check.log)  # from an earlier configure that failed
     target_sources(dalle_core PRIVATE ${source})
     set_source_files_properties(${source} PROPERTIES COMPILE_DEFINITIONS "${ARG_DEFINITIONS}"
                                 INCLUDE_DIRECTORIES "${DALLE_CUDA_INCLUDES}" SKIP_PRECOMPILE_HEADERS ON)

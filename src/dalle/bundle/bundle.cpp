@@ -71,7 +71,14 @@ Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights, 
 
 void bundle_to_device(Bundle& bundle, const c10::Device& device) {
   bundle.device = device;
-  if (bundle.prior) bundle.prior->to(device);
+  if (bundle.prior) {
+    bundle.prior->to(device);
+    // A GPU samples bf16 and int8 bundles from block matrices stored in bf16 once: under autocast
+    // alone every step would cast the fp32 matrices anew. (Back to fp32 for an fp32 bundle: after
+    // bf16 the values stay rounded.)
+    const bool bf16 = !device.is_cpu() && bundle.weights != WeightFormat::fp32;
+    store_block_weights(bundle.prior->resblock_parameters(), bf16 ? torch::kBFloat16 : torch::kFloat32);
+  }
   if (bundle.vae) bundle.vae->to(device);
   if (bundle.reranker) bundle.reranker->to(device);
   bundle.decoder.reset();
@@ -83,9 +90,6 @@ ImageTokenDecoder& bundle_decoder(Bundle& bundle) {
       bundle.decoder = std::make_shared<PriorDecoder>(bundle.prior, bundle.weights);
     } else {
       const bool bf16 = bundle.weights != WeightFormat::fp32;
-      // Stored in bf16 once: under autocast alone every step would cast the fp32 matrices anew
-      // (and back in fp32 for an fp32 decoder after a bf16 one).
-      store_block_weights(bundle.prior->resblock_parameters(), bf16 ? torch::kBFloat16 : torch::kFloat32);
       // DALLE_CUDA_GRAPHS=0 runs every step's kernels one by one (to compare, or to debug).
       const char* graphs = std::getenv("DALLE_CUDA_GRAPHS");
       bundle.decoder = std::make_shared<GraphDecoder>(bundle.prior, bf16, !(graphs && std::string(graphs) == "0"));

@@ -32,7 +32,7 @@ struct Bundle {
   // it is the packed PriorDecoder; on a GPU the module with its KV cache, its steps replayed as a
   // CUDA graph (GraphDecoder; DALLE_CUDA_GRAPHS=0 turns graphs off), in
   // bf16 for the bf16 and int8 formats (CUDA has no int8 path here: int8 weights run as bf16;
-  // the prior's resblock matrices are then stored in bf16, in place, when the decoder is made).
+  // the prior's resblock matrices are then stored in bf16, in place, by bundle_to_device).
   WeightFormat weights = WeightFormat::fp32;
   std::shared_ptr<ImageTokenDecoder> decoder;
   c10::Device device{c10::kCPU};  // where the models run
@@ -45,7 +45,8 @@ Prior prior_create(const ModelConfig& config);
 // bundle from `dalle quantize` samples in int8, a trained fp32 bundle in fp32).
 Bundle bundle_load(const std::string& dir, std::optional<WeightFormat> weights = std::nullopt,
                    const c10::Device& device = c10::Device(c10::kCPU));
-// Moves the bundle's models to `device` (and drops its decoder, remade there on first use).
+// Moves the bundle's models to `device` (and drops its decoder, remade there on first use). Set
+// `weights` first: on a GPU, bf16 and int8 bundles get their prior's block matrices in bf16.
 void bundle_to_device(Bundle& bundle, const c10::Device& device);
 // The bundle's decoder, made (in `weights`, on the bundle's device) on first use for a bundle
 // assembled in code. On a CPU it packs a copy of the prior's weights: code that changes them

@@ -16,6 +16,7 @@ std::unique_ptr<Collectives> nccl_collectives(const c10::intrusive_ptr<c10d::Sto
   // Blocking waits make a collective that times out (a rank died) throw in wait(), which names the
   // rank and the timeout, instead of the watchdog aborting the process. A user's setting wins.
   setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+  setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);  // its name before PyTorch 2.2
   // Communicators, streams and the allocator of this rank on its own GPU, not on GPU 0.
   c10::cuda::set_device(device.index());
   auto options = c10d::ProcessGroupNCCL::Options::create();

@@ -31,25 +31,36 @@ torch::Tensor ReferenceDecoder::step(const torch::Tensor& tokens, int64_t index)
 GraphDecoder::GraphDecoder(Prior prior, bool bf16, bool graphs)
     : prior_(std::move(prior)), bf16_(bf16), graphs_(graphs) {
   const bool gpu = prior_->text_pos.device().is_cuda();
-  status_ = !graphs_ ? "CUDA graphs turned off" : !gpu ? "no CUDA graphs on a CPU" : "not captured yet";
+  status_ = !graphs_                ? "CUDA graphs turned off"
+            : !gpu                  ? "no CUDA graphs on a CPU"
+            : !cuda_graphs_built()  ? "this build has no CUDA graphs"
+                                    : "not captured yet";
+  graphs_ = graphs_ && gpu && cuda_graphs_built();
 }
 
 torch::Tensor GraphDecoder::start(const torch::Tensor& text, const torch::Tensor& init) {
   const c10::Device device = prior_->text_pos.device();
+  // A new cache and new inputs: a graph recorded on the last ones would replay on stale memory.
+  // Released first, so the old and the new cache are never held at once.
+  replay_ = nullptr;
+  logits_ = torch::Tensor();
+  cache_ = KvCache();
+  eager_steps_ = 0;
+  if (graphs_) status_ = "not captured yet";
   AutocastGuard autocast(bf16_, device.type());
   cache_ = prior_->make_cache(text.size(0));
   slot_ = cache_.slot_index();
   token_ = torch::zeros({text.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(device));
-  // A new cache and new inputs: a graph recorded on the last ones would replay on stale memory.
-  logits_ = torch::Tensor();
-  replay_ = nullptr;
-  eager_steps_ = 0;
   return prior_->prefill(text.to(device), cache_, init.defined() ? init.to(device) : init);
 }
 
 void GraphDecoder::run_step() {
   AutocastGuard autocast(bf16_, prior_->text_pos.device().type());
+  // No cached casts: a graph must not read tensors that the cache frees between replays.
+  const bool caching = at::autocast::is_autocast_cache_enabled();
+  at::autocast::set_autocast_cache_enabled(false);
   logits_.copy_(prior_->step_indexed(token_, slot_, cache_));
+  at::autocast::set_autocast_cache_enabled(caching);
 }
 
 torch::Tensor GraphDecoder::step(const torch::Tensor& tokens, int64_t index) {
@@ -67,9 +78,9 @@ torch::Tensor GraphDecoder::step(const torch::Tensor& tokens, int64_t index) {
       run_step();
     }
     // Captured at the second step, once the first has initialised what the step uses lazily.
-    if (graphs_ && prior_->text_pos.device().is_cuda() && ++eager_steps_ == 2) {
+    if (graphs_ && ++eager_steps_ == 2) {
       std::string why;
-      replay_ = capture_cuda_graph([this] { run_step(); }, &why);
+      replay_ = capture_cuda_graph(prior_->text_pos.device(), [this] { run_step(); }, &why);
       status_ = replay_ ? "replaying a CUDA graph" : "CUDA graph capture failed: " + why;
       graphs_ = static_cast<bool>(replay_);
     }

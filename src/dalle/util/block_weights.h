@@ -12,9 +12,11 @@ namespace dalle {
 // does everything outside the blocks. Each block is a module's resblock_parameters() entry.
 inline void store_block_weights(const std::vector<std::vector<torch::Tensor>>& blocks, at::ScalarType dtype) {
   torch::NoGradGuard no_grad;
+  c10::InferenceMode normal_tensors(false);  // parameters, even when called from sampling code
   for (const std::vector<torch::Tensor>& block : blocks)
     for (torch::Tensor p : block)
-      if (p.dim() >= 2) p.set_data(p.detach().to(dtype));  // keeps the memory format (channels-last)
+      if (p.dim() >= 2 && p.scalar_type() != dtype)
+        p.set_data(p.detach().to(dtype));  // keeps the memory format (channels-last)
 }
 
 }  // namespace dalle

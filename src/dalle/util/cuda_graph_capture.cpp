@@ -13,32 +13,31 @@ namespace dalle {
 
 bool cuda_graphs_built() { return true; }
 
-std::function<void()> capture_cuda_graph(const std::function<void()>& body, std::string* why) {
-  auto graph = std::make_shared<at::cuda::CUDAGraph>();
-  bool capturing = false;
+std::function<void()> capture_cuda_graph(const c10::Device& device, const std::function<void()>& body,
+                                         std::string* why) {
   try {
+    const c10::cuda::CUDAGuard on_device(device.index());
+    torch::cuda::synchronize(device.index());
     // Graphs are captured on a stream of their own, never the default one.
-    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-    torch::cuda::synchronize();
-    {
-      c10::cuda::CUDAStreamGuard guard(side);
+    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
+    const c10::cuda::CUDAStreamGuard on_side(side);
+    auto graph = std::make_shared<at::cuda::CUDAGraph>();
+    body();  // warm-up on the capture stream (cuBLAS workspaces, lazily made kernels)
+    side.synchronize();
+    graph->capture_begin();
+    try {
       body();
-      side.synchronize();
-      graph->capture_begin();
-      capturing = true;
-      body();
-      capturing = false;
-      graph->capture_end();
-    }
-    torch::cuda::synchronize();
-    return [graph] { graph->replay(); };
-  } catch (const std::exception& e) {
-    if (capturing) {
+    } catch (...) {
       try {
-        graph->capture_end();  // leaves the stream out of capture mode
+        graph->capture_end();  // still on the capture stream: takes it out of capture mode
       } catch (...) {
       }
+      throw;
     }
+    graph->capture_end();
+    torch::cuda::synchronize(device.index());
+    return [graph] { graph->replay(); };
+  } catch (const std::exception& e) {
     if (why) {
       const std::string what = e.what();
       *why = what.substr(0, what.find('\n'));
