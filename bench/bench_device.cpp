@@ -214,12 +214,11 @@ int main(int argc, char** argv) {
     bundle.vae->to_channels_last();  // as vae_load leaves a bundle's
     for (WeightFormat w : {WeightFormat::fp32, WeightFormat::bf16})
       for (int b : {1, sample_batch})
-        for (const char* graphs : !device.is_cuda() ? std::vector<const char*>{"-"}
-                                  : b == 1           ? std::vector<const char*>{"1", "0"}
-                                                     : std::vector<const char*>{"1"}) {
-          const std::string label = std::string(graphs) == "1" ? "yes" : std::string(graphs) == "0" ? "no" : "-";
+        for (const std::string& label : !device.is_cuda() ? std::vector<std::string>{"-"}
+                                        : b == 1           ? std::vector<std::string>{"yes", "no"}
+                                                           : std::vector<std::string>{"yes"}) {
           try {
-            if (device.is_cuda()) setenv("DALLE_CUDA_GRAPHS", graphs, 1);  // read by bundle_decoder
+            setenv("DALLE_CUDA_GRAPHS", label == "no" ? "0" : "1", 1);  // read by bundle_decoder
             const SampleTime t = sample_seconds(bundle, w, device, b);
             const double steps = static_cast<double>(config.vae.grid()) * config.vae.grid();
             std::printf("%-22s %-8s %6s %6d %14.4f %14.4f %14.4f %10.3f\n", config.name.c_str(),

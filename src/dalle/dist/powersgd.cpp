@@ -48,6 +48,17 @@ void PowerSgd::average(std::vector<torch::Tensor>& parts) {
   }
 }
 
+namespace {
+
+// Whether every tensor is finite, read with one host sync (not one per matrix).
+bool all_finite(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> f;
+  for (const torch::Tensor& t : tensors) f.push_back(t.isfinite().all());
+  return torch::stack(f).all().item<bool>();
+}
+
+}  // namespace
+
 bool PowerSgd::reduce() {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> e, p;
@@ -56,11 +67,7 @@ bool PowerSgd::reduce() {
     p.push_back(e.back().mm(s.q));
   }
   average(p);
-  bool finite = torch::stack([&] {
-                  std::vector<torch::Tensor> f;
-                  for (const torch::Tensor& t : p) f.push_back(t.isfinite().all());
-                  return f;
-                }()).all().item<bool>();
+  bool finite = all_finite(p);
   std::vector<torch::Tensor> q;
   if (finite) {
     for (size_t i = 0; i < slots_.size(); ++i) {
@@ -68,9 +75,7 @@ bool PowerSgd::reduce() {
       q.push_back(e[i].t().mm(p[i]));
     }
     average(q);
-    std::vector<torch::Tensor> f;
-    for (const torch::Tensor& t : q) f.push_back(t.isfinite().all());
-    finite = torch::stack(f).all().item<bool>();  // one host sync, not one per matrix
+    finite = all_finite(q);
   }
   if (!finite) {
     for (Slot& s : slots_) s.param.mutable_grad().fill_(NAN);

@@ -43,7 +43,6 @@ torch::Tensor GraphDecoder::start(const torch::Tensor& text, const torch::Tensor
   // A new cache and new inputs: a graph recorded on the last ones would replay on stale memory.
   // Released first, so the old and the new cache are never held at once.
   replay_ = nullptr;
-  logits_ = torch::Tensor();
   cache_ = KvCache();
   eager_steps_ = 0;
   if (graphs_) status_ = "not captured yet";
@@ -51,7 +50,9 @@ torch::Tensor GraphDecoder::start(const torch::Tensor& text, const torch::Tensor
   cache_ = prior_->make_cache(text.size(0));
   slot_ = cache_.slot_index();
   token_ = torch::zeros({text.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(device));
-  return prior_->prefill(text.to(device), cache_, init.defined() ? init.to(device) : init);
+  const torch::Tensor first = prior_->prefill(text.to(device), cache_, init.defined() ? init.to(device) : init);
+  logits_ = torch::empty_like(first);  // where every step writes, at one address for the graph
+  return first;
 }
 
 void GraphDecoder::run_step() {
@@ -71,12 +72,7 @@ torch::Tensor GraphDecoder::step(const torch::Tensor& tokens, int64_t index) {
   if (replay_) {
     replay_();
   } else {
-    if (!logits_.defined()) {
-      AutocastGuard autocast(bf16_, prior_->text_pos.device().type());
-      logits_ = prior_->step_indexed(token_, slot_, cache_).clone();
-    } else {
-      run_step();
-    }
+    run_step();
     // Captured at the second step, once the first has initialised what the step uses lazily.
     if (graphs_ && ++eager_steps_ == 2) {
       std::string why;

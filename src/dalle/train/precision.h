@@ -8,7 +8,6 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
-#include "dalle/util/block_weights.h"
 #include "dalle/util/error.h"
 
 namespace dalle {

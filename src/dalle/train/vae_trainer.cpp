@@ -21,6 +21,7 @@
 #include "dalle/train/precision.h"
 #include "dalle/train/resblock_runner.h"
 #include "dalle/train/schedules.h"
+#include "dalle/util/block_weights.h"
 #include "dalle/util/device.h"
 #include "dalle/util/error.h"
 #include "dalle/util/fs.h"
